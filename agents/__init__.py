@@ -1,0 +1,1 @@
+"""Ready agents built on Stable-Baselines3 + rlrep (CURL-SAC, PPO with auxiliary losses)."""

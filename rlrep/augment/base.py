@@ -1,0 +1,159 @@
+"""Input checks, random draws and the train/eval contract shared by every augmentation.
+
+Every augmentation takes a batch ``(B, C, H, W)`` of ``uint8`` pixels in [0, 255] or floats in
+[0, 1], draws its random parameters per sample on the batch's device and returns a batch of the
+same dtype. In ``.eval()`` mode it returns the deterministic view (center crop, identity for
+photometric ones), so the policy sees at test time what it saw on average in training.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Augmentation",
+    "Sampler",
+    "check_images",
+    "frames_back",
+    "from_float",
+    "per_frame",
+    "repeat_frames",
+    "to_float",
+]
+
+
+def check_images(x: torch.Tensor, name: str = "images", frames: bool = False) -> None:
+    """Raise ``ValueError`` unless ``x`` is a channel-first batch ``(B, C, H, W)``.
+
+    :param x: the batch to check.
+    :param name: what the caller calls it, for the message.
+    :param frames: also require ``C = 3·k`` (``k`` stacked RGB frames).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor (B, C, H, W), got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(
+            f"{name}: expected a batch of shape (B, C, H, W), got shape {tuple(x.shape)}; "
+            "add the batch dimension with x.unsqueeze(0)"
+        )
+    _, c, h, w = x.shape
+    if w < c and w < h:
+        raise ValueError(
+            f"{name}: shape {tuple(x.shape)} looks channels-last (B, H, W, C); rlrep expects "
+            "channel-first (B, C, H, W): use x.permute(0, 3, 1, 2)"
+        )
+    if not (x.dtype == torch.uint8 or x.is_floating_point()):
+        raise ValueError(
+            f"{name}: expected uint8 pixels in [0, 255] or floats in [0, 1], got dtype {x.dtype}"
+        )
+    if frames and c % 3 != 0:
+        raise ValueError(
+            f"{name}: expected 3·k channels (k stacked RGB frames, newest last), got C={c}; "
+            "colour augmentations need RGB frames"
+        )
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] → float32 [0, 1]; float input is returned as is."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+def from_float(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Back to ``like``'s dtype: float [0, 1] → uint8 [0, 255] (rounded) when ``like`` is uint8."""
+    if like.dtype == torch.uint8:
+        return y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return y.to(like.dtype)
+
+
+class Sampler:
+    """Draws random tensors for a batch on the batch's device.
+
+    With a generator, draws happen on the generator's device (a CPU generator can drive a CUDA
+    batch) and are moved to ``device``; without one, the global RNG of ``device`` is used.
+    """
+
+    def __init__(self, device: torch.device, generator: torch.Generator | None) -> None:
+        self.device = device
+        self.generator = generator
+        self._draw_device = generator.device if generator is not None else device
+
+    def uniform(self, size: tuple[int, ...] | int, low: float = 0.0, high: float = 1.0):
+        u = torch.rand(size, generator=self.generator, device=self._draw_device)
+        return (u * (high - low) + low).to(self.device, non_blocking=True)
+
+    def normal(self, size: tuple[int, ...] | int) -> torch.Tensor:
+        """Standard normal draws."""
+        n = torch.randn(size, generator=self.generator, device=self._draw_device)
+        return n.to(self.device, non_blocking=True)
+
+    def randint(self, low: int, high: int, size: tuple[int, ...] | int) -> torch.Tensor:
+        """Integers in [low, high) (high exclusive, as :func:`torch.randint`)."""
+        size = (size,) if isinstance(size, int) else size
+        r = torch.randint(low, high, size, generator=self.generator, device=self._draw_device)
+        return r.to(self.device, non_blocking=True)
+
+    def bernoulli(self, p: float, size: int) -> torch.Tensor:
+        """Boolean mask of ``size`` draws, each True with probability ``p``."""
+        return self.uniform(size) < p
+
+
+class Augmentation(nn.Module, abc.ABC):
+    """Base class: checks the input, picks the random source, dispatches train / eval.
+
+    :param seed: seed of this augmentation's own generator (one per device); ``None`` draws from
+        torch's global RNG. A ``generator`` passed to ``forward`` takes precedence.
+    """
+
+    #: Whether the augmentation needs RGB frames (C = 3·k).
+    needs_rgb_frames: bool = False
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__()
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        check_images(x, type(self).__name__, frames=self.needs_rgb_frames)
+        self.check_size(x)
+        if not self.training:
+            return self.eval_view(x)
+        if generator is None and self.seed is not None:
+            generator = self._own_generator(x.device)
+        return self.random_view(x, Sampler(x.device, generator))
+
+    def _own_generator(self, device: torch.device) -> torch.Generator:
+        if device not in self._generators:
+            g = torch.Generator(device=device)
+            g.manual_seed(self.seed)
+            self._generators[device] = g
+        return self._generators[device]
+
+    def check_size(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` if this augmentation cannot apply to ``x``'s spatial size."""
+
+    @abc.abstractmethod
+    def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
+        """Random view of ``x`` with per-sample parameters drawn from ``sampler``."""
+
+    def eval_view(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic view used in ``.eval()``: the identity unless overridden."""
+        return x
+
+
+def per_frame(x: torch.Tensor) -> torch.Tensor:
+    """View ``(B, 3·k, H, W)`` as ``(B·k, 3, H, W)`` so each RGB frame is one image."""
+    b, c, h, w = x.shape
+    return x.reshape(b * (c // 3), 3, h, w)
+
+
+def frames_back(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`per_frame`."""
+    return y.reshape(like.shape)
+
+
+def repeat_frames(params: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Repeat per-sample parameters ``(B, ...)`` for each of the ``k`` frames → ``(B·k, ...)``."""
+    return params.repeat_interleave(like.shape[1] // 3, dim=0)

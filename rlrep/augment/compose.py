@@ -1,0 +1,42 @@
+"""Run augmentations in sequence with one random source."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from rlrep.augment.base import check_images
+
+__all__ = ["Compose"]
+
+
+class Compose(nn.Module):
+    """Apply ``augmentations`` in order; in ``.eval()`` each gives its deterministic view.
+
+    :param augmentations: the steps, each a module ``forward(x, generator=None)``.
+    :param seed: seed of the generator shared by every step; ``None`` uses torch's global RNG
+        (or each step's own seed, where it has one).
+    """
+
+    def __init__(self, augmentations: Iterable[nn.Module], seed: int | None = None) -> None:
+        super().__init__()
+        self.steps = nn.ModuleList(augmentations)
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if len(self.steps) == 0:
+            check_images(x, "Compose")
+        if generator is None and self.seed is not None and self.training:
+            if x.device not in self._generators:
+                self._generators[x.device] = torch.Generator(device=x.device)
+                self._generators[x.device].manual_seed(self.seed)
+            generator = self._generators[x.device]
+        for step in self.steps:
+            x = step(x, generator=generator)
+        return x
+
+    def __len__(self) -> int:
+        return len(self.steps)

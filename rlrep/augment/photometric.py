@@ -1,0 +1,188 @@
+"""Colour augmentations: colour jitter, grayscale, Gaussian blur, solarize.
+
+Frame-stack aware: a ``(B, 3·k, H, W)`` batch is viewed as ``B·k`` RGB images and the parameters
+drawn for sample ``i`` are repeated for its ``k`` frames, so a stacked observation changes colour
+as a whole (as in RAD's ``color_jitter``), never frame by frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from kornia.color import hsv_to_rgb, rgb_to_grayscale, rgb_to_hsv
+from kornia.filters import gaussian_blur2d
+
+from rlrep.augment.base import (
+    Augmentation,
+    Sampler,
+    frames_back,
+    from_float,
+    per_frame,
+    repeat_frames,
+    to_float,
+)
+
+__all__ = ["ColorJitter", "GaussianBlur", "RandomGrayscale", "RandomSolarize"]
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``factor·a + (1 − factor)·b`` clamped to [0, 1]; ``factor`` is ``(N,)``."""
+    f = factor.view(-1, 1, 1, 1)
+    return (f * a + (1.0 - f) * b).clamp_(0.0, 1.0)
+
+
+def adjust_brightness(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Scale intensities by ``factor`` (torchvision semantics). ``img``: ``(N, 3, H, W)`` in [0, 1]."""
+    return _blend(img, torch.zeros_like(img), factor)
+
+
+def adjust_contrast(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with the image's mean gray level (torchvision semantics)."""
+    mean = rgb_to_grayscale(img).mean(dim=(1, 2, 3), keepdim=True)
+    return _blend(img, mean.expand_as(img), factor)
+
+
+def adjust_saturation(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with the grayscale image (torchvision semantics)."""
+    return _blend(img, rgb_to_grayscale(img).expand_as(img), factor)
+
+
+def adjust_hue(img: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the hue by ``shift`` turns (``shift`` in [-0.5, 0.5]) through HSV (kornia)."""
+    hsv = rgb_to_hsv(img)
+    hue = torch.remainder(hsv[:, :1] + shift.view(-1, 1, 1, 1) * (2 * math.pi), 2 * math.pi)
+    return hsv_to_rgb(torch.cat([hue, hsv[:, 1:]], dim=1)).clamp_(0.0, 1.0)
+
+
+class ColorJitter(Augmentation):
+    """Random brightness, contrast, saturation and hue, applied in that order.
+
+    Factors are uniform in ``[1 − b, 1 + b]``, ``[1 − c, 1 + c]``, ``[1 − s, 1 + s]`` and the hue
+    shift in ``[−h, h]`` turns; each sample is jittered with probability ``p``. Defaults are RAD's
+    (0.4, 0.4, 0.4, 0.5, p = 1); SimCLR uses (0.4, 0.4, 0.4, 0.1, p = 0.8). Eval: identity.
+    """
+
+    needs_rgb_frames = True
+
+    def __init__(
+        self,
+        brightness: float = 0.4,
+        contrast: float = 0.4,
+        saturation: float = 0.4,
+        hue: float = 0.5,
+        p: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        if not 0.0 <= hue <= 0.5:
+            raise ValueError(f"ColorJitter: hue must be in [0, 0.5] turns, got {hue}")
+        for name, v in (
+            ("brightness", brightness),
+            ("contrast", contrast),
+            ("saturation", saturation),
+        ):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"ColorJitter: {name} must be in [0, 1], got {v}")
+        self.brightness, self.contrast, self.saturation, self.hue, self.p = (
+            brightness, contrast, saturation, hue, p,
+        )  # fmt: skip
+
+    def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
+        b = x.shape[0]
+        img = per_frame(to_float(x))
+
+        def factor(spread: float, centre: float = 1.0) -> torch.Tensor:
+            return repeat_frames(sampler.uniform(b, centre - spread, centre + spread), x)
+
+        out = img
+        if self.brightness > 0:
+            out = adjust_brightness(out, factor(self.brightness))
+        if self.contrast > 0:
+            out = adjust_contrast(out, factor(self.contrast))
+        if self.saturation > 0:
+            out = adjust_saturation(out, factor(self.saturation))
+        if self.hue > 0:
+            out = adjust_hue(out, factor(self.hue, centre=0.0))
+        if self.p < 1.0:
+            keep = repeat_frames(sampler.bernoulli(self.p, b), x).view(-1, 1, 1, 1)
+            out = torch.where(keep, out, img)
+        return from_float(frames_back(out, x), x)
+
+    def extra_repr(self) -> str:
+        return (
+            f"brightness={self.brightness}, contrast={self.contrast}, "
+            f"saturation={self.saturation}, hue={self.hue}, p={self.p}"
+        )
+
+
+class RandomGrayscale(Augmentation):
+    """Turn a sample's frames to gray (ITU-R 601 weights, kept 3-channel) with probability ``p``
+    (RAD: 0.3, SimCLR: 0.2). Eval: identity.
+    """
+
+    needs_rgb_frames = True
+
+    def __init__(self, p: float = 0.3, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.p = p
+
+    def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
+        img = per_frame(to_float(x))
+        gray = rgb_to_grayscale(img).expand_as(img)
+        sel = repeat_frames(sampler.bernoulli(self.p, x.shape[0]), x).view(-1, 1, 1, 1)
+        return from_float(frames_back(torch.where(sel, gray, img), x), x)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class GaussianBlur(Augmentation):
+    """Gaussian blur with sigma uniform in ``sigma`` per sample, applied with probability ``p``
+    (SimCLR: kernel ≈ 10% of the image side, sigma in [0.1, 2]). Eval: identity.
+
+    :param kernel_size: odd kernel side; ``None`` → the odd number nearest 10% of the image side.
+    """
+
+    def __init__(
+        self,
+        kernel_size: int | None = None,
+        sigma: tuple[float, float] = (0.1, 2.0),
+        p: float = 0.5,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        if kernel_size is not None and kernel_size % 2 == 0:
+            raise ValueError(f"GaussianBlur: kernel_size must be odd, got {kernel_size}")
+        self.kernel_size, self.sigma, self.p = kernel_size, sigma, p
+
+    def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
+        b = x.shape[0]
+        k = self.kernel_size or max(3, int(0.1 * x.shape[2]) // 2 * 2 + 1)
+        img = to_float(x)
+        sigma = sampler.uniform(b, *self.sigma).view(-1, 1).expand(b, 2).contiguous()
+        blurred = gaussian_blur2d(img, (k, k), sigma)  # same kernel on every channel of a sample
+        sel = sampler.bernoulli(self.p, b).view(-1, 1, 1, 1)
+        return from_float(torch.where(sel, blurred, img), x)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, sigma={self.sigma}, p={self.p}"
+
+
+class RandomSolarize(Augmentation):
+    """Invert pixels above ``threshold`` (x → 1 − x) with probability ``p`` (BYOL's second view:
+    p = 0.2). Eval: identity.
+    """
+
+    def __init__(self, threshold: float = 0.5, p: float = 0.2, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.threshold, self.p = threshold, p
+
+    def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
+        img = to_float(x)
+        solarized = torch.where(img >= self.threshold, 1.0 - img, img)
+        sel = sampler.bernoulli(self.p, x.shape[0]).view(-1, 1, 1, 1)
+        return from_float(torch.where(sel, solarized, img), x)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, p={self.p}"

@@ -1,0 +1,72 @@
+"""The CURL / SAC-AE pixel encoder (Yarats et al. 2019; Laskin et al. 2020)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlrep.encoders.base import PixelEncoderBase
+
+__all__ = ["PixelEncoder", "delta_orthogonal_init_"]
+
+
+def delta_orthogonal_init_(module: nn.Module) -> None:
+    """SAC-AE / CURL initialisation: orthogonal Linear weights; convs zero except an orthogonal
+    centre tap (delta-orthogonal, gain of ReLU); zero biases.
+    """
+    if isinstance(module, nn.Linear):
+        nn.init.orthogonal_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Conv2d):
+        nn.init.zeros_(module.weight)
+        nn.init.zeros_(module.bias)
+        mid = module.weight.shape[2] // 2
+        nn.init.orthogonal_(module.weight[:, :, mid, mid], nn.init.calculate_gain("relu"))
+
+
+class PixelEncoder(PixelEncoderBase):
+    """Conv(C→32, 3×3, stride 2), ``num_layers − 1`` × Conv(32→32, 3×3, stride 1), ReLU after
+    each, no padding; Linear → ``features_dim``; LayerNorm; optional tanh.
+
+    84×84 input → 32×35×35 = 39,200 conv features → 50. CURL's code uses no tanh
+    (``output_logits=True``); its paper's pseudo-code shows one.
+
+    :param observation_shape: ``(C, H, W)``, e.g. ``(9, 84, 84)``.
+    :param features_dim: latent size (CURL: 50).
+    :param num_layers: conv layers (CURL: 4). :param num_filters: channels (CURL: 32).
+    :param tanh: squash the normalised features with tanh.
+    """
+
+    def __init__(
+        self,
+        observation_shape: tuple[int, int, int],
+        features_dim: int = 50,
+        num_layers: int = 4,
+        num_filters: int = 32,
+        tanh: bool = False,
+    ) -> None:
+        super().__init__(observation_shape, features_dim)
+        layers: list[nn.Module] = [
+            nn.Conv2d(self.observation_shape[0], num_filters, 3, stride=2),
+            nn.ReLU(),
+        ]
+        for _ in range(num_layers - 1):
+            layers += [nn.Conv2d(num_filters, num_filters, 3, stride=1), nn.ReLU()]
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.conv_dim = self._flat_size(self.convs)
+        self.fc = nn.Linear(self.conv_dim, features_dim)
+        self.norm = nn.LayerNorm(features_dim)
+        self.tanh = tanh
+        self.apply(delta_orthogonal_init_)
+
+    def forward_conv(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(B, conv_dim)`` flattened conv features."""
+        return self.convs(self.preprocess(obs))
+
+    def forward_head(self, conv_features: torch.Tensor) -> torch.Tensor:
+        """``(B, conv_dim)`` → ``(B, features_dim)``: Linear, LayerNorm, optional tanh."""
+        h = self.norm(self.fc(conv_features))
+        return torch.tanh(h) if self.tanh else h
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_conv(obs))

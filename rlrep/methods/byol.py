@@ -1,0 +1,78 @@
+"""BYOL (Grill et al. 2020) and SimSiam (Chen & He 2021): predict one view's projection from
+the other's; BYOL's target is a momentum copy, SimSiam's the same network under stop-gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlrep.losses import byol, negative_cosine
+from rlrep.methods.base import AuxOutput, Method
+from rlrep.methods.ema import make_target, update_momentum
+from rlrep.methods.heads import mlp
+from rlrep.metrics import feature_std
+
+__all__ = ["BYOL", "SimSiam"]
+
+
+class BYOL(Method):
+    """``L = [byol(q(g(f(a))), g_t(f_t(b))) + byol(q(g(f(b))), g_t(f_t(a)))] / 2`` with
+    ``byol(p, z) = 2 − 2 cos(p, z)`` (the paper sums the two terms; the mean keeps the scale of
+    one). Targets follow by EMA: base momentum 0.996, raised toward 1 with
+    :func:`~rlrep.methods.ema.cosine_momentum` by passing ``momentum`` to :meth:`update_targets`.
+
+    :param hidden_dim: projector / predictor width (paper: 4096); :param out_dim: 256.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        hidden_dim: int = 1024,
+        out_dim: int = 256,
+        momentum: float = 0.996,
+    ) -> None:
+        super().__init__(encoder)
+        self.projector = mlp(self.features_dim, hidden_dim, out_dim)
+        self.predictor = mlp(out_dim, hidden_dim, out_dim)
+        self.target_encoder = make_target(encoder)
+        self.target_projector = make_target(self.projector)
+        self.momentum = momentum
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
+        features = self.encoder(torch.cat([view_a, view_b]))
+        p_a, p_b = self.predictor(self.projector(features)).chunk(2)
+        with torch.no_grad():
+            z_a, z_b = self.target_projector(
+                self.target_encoder(torch.cat([view_a, view_b]))
+            ).chunk(2)
+        loss = (byol(p_a, z_b) + byol(p_b, z_a)) / 2
+        return AuxOutput(loss, {"feature_std": feature_std(features.detach())})
+
+    def update_targets(self, momentum: float | None = None) -> None:
+        m = self.momentum if momentum is None else momentum
+        update_momentum(self.encoder, self.target_encoder, m)
+        update_momentum(self.projector, self.target_projector, m)
+
+
+class SimSiam(Method):
+    """``L = [D(p_a, stopgrad(z_b)) + D(p_b, stopgrad(z_a))] / 2``, ``D = −cos`` (Chen & He 2021,
+    Eq. 2); projector with BN on its output, bottleneck predictor (``out_dim / 4``).
+
+    :param hidden_dim: projector width (paper: 2048); :param out_dim: embedding size (2048).
+    """
+
+    def __init__(self, encoder: nn.Module, hidden_dim: int = 512, out_dim: int = 512) -> None:
+        super().__init__(encoder)
+        self.projector = mlp(
+            self.features_dim, hidden_dim, out_dim, num_layers=3, last_batch_norm=True
+        )
+        self.predictor = mlp(out_dim, max(out_dim // 4, 1), out_dim)
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
+        features = self.encoder(torch.cat([view_a, view_b]))
+        z = self.projector(features)
+        p_a, p_b = self.predictor(z).chunk(2)
+        z_a, z_b = z.detach().chunk(2)
+        loss = (negative_cosine(p_a, z_b) + negative_cosine(p_b, z_a)) / 2
+        return AuxOutput(loss, {"feature_std": feature_std(features.detach())})

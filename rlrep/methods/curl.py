@@ -1,0 +1,62 @@
+"""CURL (Laskin, Srinivas & Abbeel 2020): bilinear InfoNCE against a momentum key encoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlrep.losses import contrastive_accuracy, info_nce_logits
+from rlrep.methods.base import AuxOutput, Method
+from rlrep.methods.ema import make_target, update_momentum
+from rlrep.metrics import feature_std
+
+__all__ = ["CURL"]
+
+
+class CURL(Method):
+    """Query = ``encoder(view_a)`` with gradient; key = ``target_encoder(view_b)`` without;
+    logits ``q W kᵀ`` (row max subtracted), cross-entropy with the diagonal as positives. No
+    temperature and no projection head, as in the paper's code.
+
+    :param encoder: online encoder (``features_dim`` D).
+    :param target_encoder: the key encoder. ``None``: an EMA copy owned and updated here. In
+        CURL-SAC it is the critic target's encoder, updated by the agent (τ = 0.05), so it is kept
+        as a reference and :meth:`update_targets` leaves it alone.
+    :param momentum: EMA momentum of an owned key encoder (CURL: 1 − 0.05).
+    """
+
+    def __init__(
+        self, encoder: nn.Module, target_encoder: nn.Module | None = None, momentum: float = 0.95
+    ) -> None:
+        super().__init__(encoder)
+        self.W = nn.Parameter(torch.rand(self.features_dim, self.features_dim))
+        self.momentum = momentum
+        self.owns_target = target_encoder is None
+        if self.owns_target:
+            self.target_encoder = make_target(encoder)
+        else:
+            # A list keeps a module owned elsewhere out of this module's parameters/state_dict.
+            self._external_target = [target_encoder]
+
+    @property
+    def key_encoder(self) -> nn.Module:
+        return self.target_encoder if self.owns_target else self._external_target[0]
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
+        query = self.encoder(view_a)
+        with torch.no_grad():
+            key = self.key_encoder(view_b)
+        logits = info_nce_logits(query, key, self.W)
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        loss = nn.functional.cross_entropy(logits, labels)
+        metrics = {
+            "accuracy": contrastive_accuracy(logits.detach(), labels),
+            "feature_std": feature_std(query.detach()),
+        }
+        return AuxOutput(loss, metrics)
+
+    def update_targets(self, momentum: float | None = None) -> None:
+        if self.owns_target:
+            update_momentum(
+                self.encoder, self.target_encoder, self.momentum if momentum is None else momentum
+            )

@@ -1,0 +1,74 @@
+"""MoCo v2 (He et al. 2020; Chen et al. 2020): momentum encoder + queue of negative keys."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlrep.losses import contrastive_accuracy, moco_logits
+from rlrep.methods.base import AuxOutput, Method
+from rlrep.methods.ema import make_target, update_momentum
+from rlrep.methods.heads import mlp
+from rlrep.metrics import feature_std
+
+__all__ = ["MoCo"]
+
+
+class MoCo(Method):
+    """q = normalise(proj(enc(view_a))), k = normalise(proj_t(enc_t(view_b))) without gradient;
+    InfoNCE over [k, queue] at temperature τ; then the keys are enqueued (oldest dropped).
+
+    :param encoder: online encoder.
+    :param hidden_dim: projector width; :param out_dim: embedding size (MoCo v2: 2048 → 128).
+    :param queue_size: negatives kept (MoCo v2: 65,536 on ImageNet; the default 4,096 suits
+        small datasets and the non-stationary data of RL, where old keys go stale).
+    :param temperature: τ (0.2). :param momentum: EMA momentum (0.999 in MoCo v2; the default
+        0.99 follows the encoder faster, as RL needs).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        hidden_dim: int = 512,
+        out_dim: int = 128,
+        queue_size: int = 4096,
+        temperature: float = 0.2,
+        momentum: float = 0.99,
+    ) -> None:
+        super().__init__(encoder)
+        self.projector = mlp(self.features_dim, hidden_dim, out_dim, batch_norm=False)
+        self.target_encoder = make_target(encoder)
+        self.target_projector = make_target(self.projector)
+        self.temperature, self.momentum = temperature, momentum
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def _enqueue(self, keys: torch.Tensor) -> None:
+        k = self.queue.shape[0]
+        n = min(keys.shape[0], k)
+        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % k
+        self.queue[idx] = keys[:n].to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + n) % k)
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
+        features = self.encoder(view_a)
+        query = self.projector(features)
+        with torch.no_grad():
+            key = F.normalize(self.target_projector(self.target_encoder(view_b)), dim=1)
+        logits = moco_logits(query, key, self.queue.clone(), self.temperature)
+        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        loss = F.cross_entropy(logits, labels)
+        if self.training:
+            self._enqueue(key)
+        metrics = {
+            "accuracy": contrastive_accuracy(logits.detach(), labels),
+            "feature_std": feature_std(features.detach()),
+        }
+        return AuxOutput(loss, metrics)
+
+    def update_targets(self, momentum: float | None = None) -> None:
+        m = self.momentum if momentum is None else momentum
+        update_momentum(self.encoder, self.target_encoder, m)
+        update_momentum(self.projector, self.target_projector, m)

@@ -1,0 +1,91 @@
+"""Methods that embed both views with one encoder + projector and compare the embeddings:
+SimCLR (Chen et al. 2020), Barlow Twins (Zbontar et al. 2021), VICReg (Bardes et al. 2022).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlrep.losses import barlow_twins, contrastive_accuracy, nt_xent_logits, vicreg
+from rlrep.methods.base import AuxOutput, Method, features_dim_of
+from rlrep.methods.heads import mlp
+from rlrep.metrics import feature_std
+
+__all__ = ["BarlowTwins", "SimCLR", "VICReg"]
+
+
+class _SharedProjection(Method):
+    def __init__(self, encoder: nn.Module, projector: nn.Module) -> None:
+        super().__init__(encoder)
+        self.projector = projector
+
+    def embed(self, view_a: torch.Tensor, view_b: torch.Tensor):
+        """One pass over both views (BatchNorm sees the whole 2B batch): features, z_a, z_b."""
+        features = self.encoder(torch.cat([view_a, view_b]))
+        z_a, z_b = self.projector(features).chunk(2)
+        return features, z_a, z_b
+
+
+class SimCLR(_SharedProjection):
+    """NT-Xent over the 2B embeddings of a projection MLP (paper: 2048 → 2048 → 128).
+
+    :param temperature: τ (0.5 on CIFAR, 0.1 on ImageNet)."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        hidden_dim: int = 512,
+        out_dim: int = 128,
+        temperature: float = 0.5,
+    ) -> None:
+        super().__init__(
+            encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, batch_norm=False)
+        )
+        self.temperature = temperature
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
+        features, z_a, z_b = self.embed(view_a, view_b)
+        logits, positives = nt_xent_logits(z_a, z_b, self.temperature)
+        loss = nn.functional.cross_entropy(logits, positives)
+        metrics = {
+            "accuracy": contrastive_accuracy(logits.detach(), positives),
+            "feature_std": feature_std(features.detach()),
+        }
+        return AuxOutput(loss, metrics)
+
+
+class BarlowTwins(_SharedProjection):
+    """Cross-correlation loss on a 3-layer BN projector (paper: 8192 wide). :param lambd: λ 5e-3."""
+
+    def __init__(
+        self, encoder: nn.Module, hidden_dim: int = 1024, out_dim: int = 1024, lambd: float = 5e-3
+    ) -> None:
+        super().__init__(encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3))
+        self.lambd = lambd
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
+        features, z_a, z_b = self.embed(view_a, view_b)
+        loss = barlow_twins(z_a, z_b, self.lambd)
+        return AuxOutput(loss, {"feature_std": feature_std(features.detach())})
+
+
+class VICReg(_SharedProjection):
+    """Variance-invariance-covariance loss on a 3-layer BN expander (paper: 8192 wide)."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        hidden_dim: int = 1024,
+        out_dim: int = 1024,
+        sim_weight: float = 25.0,
+        var_weight: float = 25.0,
+        cov_weight: float = 1.0,
+    ) -> None:
+        super().__init__(encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3))
+        self.weights = (sim_weight, var_weight, cov_weight)
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
+        features, z_a, z_b = self.embed(view_a, view_b)
+        loss = vicreg(z_a, z_b, *self.weights)
+        return AuxOutput(loss, {"feature_std": feature_std(features.detach())})
