@@ -1,0 +1,151 @@
+"""Methods: gradients reach the online side only, EMA arithmetic, queues, losses recomputed."""
+
+import pytest
+import torch
+from torch import nn
+
+import rlrep.augment as A
+import rlrep.encoders as E
+import rlrep.losses as L
+import rlrep.methods as M
+
+
+def small_encoder(device="cpu"):
+    return E.PixelEncoder((9, 16, 16), features_dim=8, num_layers=2, num_filters=4).to(device)
+
+
+def views(device="cpu", b=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, 9, 20, 20), generator=g, dtype=torch.uint8).to(device)
+    aug = A.make("crop", size=16, seed=seed)
+    return aug(x), aug(x)
+
+
+def test_update_momentum_arithmetic_and_buffers():
+    online, target = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)), None
+    target = M.make_target(online)
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(1.0)
+        online[1].running_mean.fill_(5.0)
+    before = [p.clone() for p in target.parameters()]
+    M.update_momentum(online, target, 0.9)
+    for t, b, o in zip(target.parameters(), before, online.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.9 * b + 0.1 * o)
+    assert target[1].running_mean.eq(5.0).all()
+    M.update_momentum(online, target, 0.0)
+    assert all(
+        torch.equal(t, o) for t, o in zip(target.parameters(), online.parameters(), strict=True)
+    )
+    assert not any(p.requires_grad for p in target.parameters())
+    with pytest.raises(ValueError, match="momentum"):
+        M.update_momentum(online, target, 1.5)
+    with pytest.raises(ValueError, match="copy of the online"):
+        M.update_momentum(online, nn.Linear(3, 2), 0.5)
+
+
+def test_cosine_momentum_schedule():
+    assert M.cosine_momentum(0, 100, 0.996) == pytest.approx(0.996)
+    assert M.cosine_momentum(50, 100, 0.996) == pytest.approx(0.998)
+    assert M.cosine_momentum(100, 100, 0.996) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", list(M.METHODS))
+def test_gradients_reach_online_side_only_and_targets_follow(name, device):
+    encoder = small_encoder(device)
+    method = M.make(name, encoder).to(device)
+    a, b = views(device)
+    out = method(a, b)
+    assert out.loss.dim() == 0 and torch.isfinite(out.loss)
+    assert "feature_std" in out.metrics and not out.metrics["feature_std"].requires_grad
+    out.loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters())
+    heads = list(method.head_parameters())
+    assert all(p.grad is not None for p in heads)
+    targets = [m for n, m in method.named_children() if n.startswith("target")]
+    for target in targets:
+        assert all(not p.requires_grad and p.grad is None for p in target.parameters())
+    # One optimiser step on the online side, then the EMA step moves each target toward it.
+    olds = [[p.clone() for p in t.parameters()] for t in targets]
+    torch.optim.SGD(list(encoder.parameters()) + heads, lr=0.1).step()
+    method.update_targets(momentum=0.5)
+    for target, old in zip(targets, olds, strict=True):
+        online = (
+            method.encoder
+            if target is getattr(method, "target_encoder", None)
+            else method.projector
+        )
+        for t, o, p in zip(target.parameters(), old, online.parameters(), strict=True):
+            torch.testing.assert_close(t, 0.5 * o + 0.5 * p)
+
+
+def test_curl_loss_is_bilinear_info_nce_of_query_and_momentum_key():
+    encoder = small_encoder()
+    curl = M.CURL(encoder)
+    a, b = views()
+    out = curl(a, b)
+    expected = L.info_nce(encoder(a), curl.target_encoder(b).detach(), W=curl.W)
+    torch.testing.assert_close(out.loss, expected)
+    assert 0 <= out.metrics["accuracy"].item() <= 1
+    assert curl.W.shape == (8, 8) and curl.W.min() >= 0 and curl.W.max() < 1  # U[0, 1) init
+
+
+def test_curl_with_an_external_key_encoder_leaves_it_to_its_owner():
+    encoder, critic_target = small_encoder(), small_encoder()
+    curl = M.CURL(encoder, target_encoder=critic_target)
+    assert not any(k.startswith("target") for k in curl.state_dict())
+    assert {id(p) for p in curl.parameters()}.isdisjoint(id(p) for p in critic_target.parameters())
+    before = [p.clone() for p in critic_target.parameters()]
+    a, b = views()
+    out = curl(a, b)
+    torch.testing.assert_close(
+        out.loss, L.info_nce(encoder(a), critic_target(b).detach(), W=curl.W)
+    )
+    curl.update_targets()
+    assert all(torch.equal(p, q) for p, q in zip(critic_target.parameters(), before, strict=True))
+
+
+def test_moco_enqueues_normalised_keys_with_wraparound():
+    moco = M.MoCo(small_encoder(), queue_size=12, out_dim=4)
+    a, b = views(b=8)
+    moco(a, b)
+    assert moco.queue_ptr.item() == 8
+    with torch.no_grad():
+        keys = torch.nn.functional.normalize(moco.target_projector(moco.target_encoder(b)), dim=1)
+    torch.testing.assert_close(moco.queue[:8], keys)
+    moco(a, b)
+    assert moco.queue_ptr.item() == 4
+    torch.testing.assert_close(moco.queue[8:], keys[:4])
+    torch.testing.assert_close(moco.queue[:4], keys[4:])
+    assert "queue" in moco.state_dict() and "queue_ptr" in moco.state_dict()
+    moco.eval()
+    moco(a, b)
+    assert moco.queue_ptr.item() == 4  # evaluation does not enqueue
+
+
+def test_symmetrised_methods_are_symmetric_in_their_views():
+    a, b = views()
+    for name in ("byol", "simsiam", "simclr", "barlow_twins", "vicreg"):
+        torch.manual_seed(0)
+        method = M.make(name, small_encoder())
+        torch.testing.assert_close(method(a, b).loss, method(b, a).loss, msg=name)
+
+
+def test_simsiam_stops_the_gradient_of_the_target_branch():
+    method = M.SimSiam(small_encoder(), hidden_dim=8, out_dim=8)
+    a, b = views()
+    features = method.encoder(torch.cat([a, b]))
+    z = method.projector(features)
+    p_a, p_b = method.predictor(z).chunk(2)
+    z_a, z_b = z.detach().chunk(2)
+    expected = (
+        -(torch.cosine_similarity(p_a, z_b).mean() + torch.cosine_similarity(p_b, z_a).mean()) / 2
+    )
+    torch.testing.assert_close(method(a, b).loss, expected)
+
+
+def test_make_errors():
+    with pytest.raises(ValueError, match="valid names: curl, simclr"):
+        M.make("dino", small_encoder())
+    with pytest.raises(ValueError, match="features_dim"):
+        M.make("curl", nn.Conv2d(9, 4, 3))
