@@ -108,22 +108,19 @@ def main() -> None:
         rows += [("cuda", name, t) for name, t in gpu.items()]
 
     if args.csv:
-        device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
+        gpu_name = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
         with open(args.csv, "a", newline="") as f:
             writer = csv.writer(f)
             if f.tell() == 0:
                 writer.writerow(["where", "method", "median_ms", "batch", "device", "torch"])
             for where, name, t in rows:
-                writer.writerow(
-                    [
-                        where,
-                        name,
-                        f"{t * 1e3:.4f}",
-                        f"{B}x{C}x{H}x{W}->{SIZE}",
-                        device,
-                        torch.__version__,
-                    ]
+                device = (
+                    gpu_name
+                    if where == "cuda"
+                    else f"cpu x{torch.get_num_threads()} {platform.machine()}"
                 )
+                batch = f"{B}x{C}x{H}x{W}->{SIZE}"
+                writer.writerow([where, name, f"{t * 1e3:.4f}", batch, device, torch.__version__])
 
 
 if __name__ == "__main__":
