@@ -1,0 +1,245 @@
+"""DeepMind Control Suite tasks from pixels as gymnasium environments, CURL/DrQ protocol.
+
+``make_dmc("cartpole-swingup", image_size=100)``: observations are uint8 ``(3·frame_stack, H, W)``
+with the newest frame last, rendered once per agent step; an action is repeated ``action_repeat``
+times (CURL's per-task default) with the rewards summed; an episode is 1000 environment steps and
+ends by truncation. ``info`` carries the proprioceptive ``state`` and the environment steps taken,
+so frames can be counted as the papers count them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from envs.rendering import ensure_rendering_backend
+
+__all__ = ["CURL_TASKS", "DMC_TASKS", "DMCEnv", "default_action_repeat", "make_dmc"]
+
+# Every task of dm_control.suite (1.0.x) as "domain-task"; kept here so that registering them
+# does not import MuJoCo (whose rendering backend is fixed at import).
+DMC_TASKS: tuple[str, ...] = tuple(
+    f"{domain}-{task}"
+    for domain, tasks in (
+        ("acrobot", ("swingup", "swingup_sparse")),
+        ("ball_in_cup", ("catch",)),
+        (
+            "cartpole",
+            ("balance", "balance_sparse", "swingup", "swingup_sparse", "two_poles", "three_poles"),
+        ),
+        ("cheetah", ("run",)),
+        ("dog", ("stand", "walk", "trot", "run", "fetch")),
+        ("finger", ("spin", "turn_easy", "turn_hard")),
+        ("fish", ("upright", "swim")),
+        ("hopper", ("stand", "hop")),
+        ("humanoid", ("stand", "walk", "run", "run_pure_state")),
+        ("humanoid_CMU", ("stand", "walk", "run")),
+        ("lqr", ("lqr_2_1", "lqr_6_2")),
+        ("manipulator", ("bring_ball", "bring_peg", "insert_ball", "insert_peg")),
+        ("pendulum", ("swingup",)),
+        ("point_mass", ("easy", "hard")),
+        ("quadruped", ("walk", "run", "escape", "fetch")),
+        ("reacher", ("easy", "hard")),
+        ("stacker", ("stack_2", "stack_4")),
+        ("swimmer", ("swimmer6", "swimmer15")),
+        ("walker", ("stand", "walk", "run")),
+    )
+    for task in tasks
+)
+
+#: The six tasks of the CURL / DrQ benchmark.
+CURL_TASKS = (
+    "finger-spin",
+    "cartpole-swingup",
+    "reacher-easy",
+    "cheetah-run",
+    "walker-walk",
+    "ball_in_cup-catch",
+)
+
+# CURL (Laskin et al. 2020), Table 3; 4 for every other task.
+_CURL_ACTION_REPEAT = {"finger-spin": 2, "walker-walk": 2, "cartpole-swingup": 8}
+
+
+def default_action_repeat(task: str) -> int:
+    """CURL's action repeat: 2 for finger-spin and walker-walk, 8 for cartpole-swingup, else 4."""
+    return _CURL_ACTION_REPEAT.get(task, 4)
+
+
+def _split(task: str) -> tuple[str, str]:
+    if task not in DMC_TASKS:
+        raise ValueError(
+            f"unknown DMC task {task!r}; expected 'domain-task', one of: {', '.join(DMC_TASKS)}"
+        )
+    domain, name = task.split("-", 1)
+    return domain, name
+
+
+def _positive_int(value: Any, name: str, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}; {hint}")
+    return int(value)
+
+
+def _flatten_state(observation: dict[str, Any]) -> np.ndarray:
+    return np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in observation.values()])
+
+
+class DMCEnv(gym.Env):
+    """A DMC task as a gymnasium environment (see :func:`make_dmc` for the parameters)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(
+        self,
+        task: str,
+        image_size: int = 84,
+        frame_stack: int = 3,
+        action_repeat: int | None = None,
+        seed: int | None = None,
+        camera_id: int | None = None,
+        from_pixels: bool = True,
+        render_mode: str | None = None,
+        task_kwargs: dict[str, Any] | None = None,
+        environment_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        domain, name = _split(task)
+        self.task = task
+        self.image_size = _positive_int(
+            image_size, "image_size", "e.g. 84, or 100 for CURL's 84-crop"
+        )
+        self.frame_stack = _positive_int(frame_stack, "frame_stack", "CURL and DrQ stack 3")
+        repeat = default_action_repeat(task) if action_repeat is None else action_repeat
+        self.action_repeat = _positive_int(repeat, "action_repeat", "None picks CURL's default")
+        self.camera_id = (2 if domain == "quadruped" else 0) if camera_id is None else camera_id
+        self.from_pixels = from_pixels
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        if from_pixels or render_mode is not None:
+            ensure_rendering_backend()
+        from dm_control import suite  # after the backend is chosen
+
+        self._env = suite.load(
+            domain,
+            name,
+            task_kwargs={**(task_kwargs or {}), "random": seed},
+            environment_kwargs=environment_kwargs,
+        )
+        spec = self._env.action_spec()
+        low = np.broadcast_to(spec.minimum, spec.shape).astype(np.float64)
+        high = np.broadcast_to(spec.maximum, spec.shape).astype(np.float64)
+        # Effectively unbounded dimensions (LQR's ±1e10) take the action as is.
+        unbounded = (np.abs(low) > 1e6) | (np.abs(high) > 1e6)
+        self._action_low, self._action_high = (
+            np.where(unbounded, -1.0, low),
+            np.where(unbounded, 1.0, high),
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, dtype=np.float32)
+        state_dim = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
+        self.state_space = gym.spaces.Box(-np.inf, np.inf, (state_dim,), dtype=np.float32)
+        if from_pixels:
+            shape = (3 * self.frame_stack, self.image_size, self.image_size)
+            self.observation_space = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
+        else:
+            self.observation_space = self.state_space
+        self._frames: deque[np.ndarray] = deque(maxlen=self.frame_stack)
+        self._episode_env_steps = 0
+
+    # --- gymnasium API -------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._env.task.random.seed(seed)
+        timestep = self._env.reset()
+        self._episode_env_steps = 0
+        if self.from_pixels:
+            frame = self._render_frame()
+            self._frames.extend([frame] * self.frame_stack)
+        return self._observation(timestep), self._info(timestep, env_steps=0)
+
+    def step(self, action: np.ndarray):
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, got {a.shape}")
+        scaled = self._action_low + (a + 1.0) * 0.5 * (self._action_high - self._action_low)
+        reward, env_steps = 0.0, 0
+        for _ in range(self.action_repeat):
+            timestep = self._env.step(scaled)
+            reward += timestep.reward or 0.0
+            env_steps += 1
+            if timestep.last():
+                break
+        self._episode_env_steps += env_steps
+        if self.from_pixels:
+            self._frames.append(self._render_frame())
+        # Suite tasks end only at their time limit (discount 1): truncation, not termination.
+        terminated = bool(timestep.last() and timestep.discount == 0.0)
+        truncated = bool(timestep.last() and not terminated)
+        info = self._info(timestep, env_steps)
+        return self._observation(timestep), float(reward), terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """The current camera image ``(H, W, 3)`` uint8 (``render_mode="rgb_array"``)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode='rgb_array'")
+            return None
+        return self._env.physics.render(self.image_size, self.image_size, camera_id=self.camera_id)
+
+    def close(self) -> None:
+        """Free the physics and its rendering context."""
+        env = self.__dict__.pop("_env", None)
+        if env is not None:
+            env.close()
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _render_frame(self) -> np.ndarray:
+        # (H, W, 3) → (3, H, W) as a view: the only copy is the one into the stacked observation.
+        img = self._env.physics.render(self.image_size, self.image_size, camera_id=self.camera_id)
+        return img.transpose(2, 0, 1)
+
+    def _observation(self, timestep) -> np.ndarray:
+        if self.from_pixels:
+            return np.concatenate(self._frames, axis=0)
+        return _flatten_state(timestep.observation)
+
+    def _info(self, timestep, env_steps: int) -> dict[str, Any]:
+        return {
+            "state": _flatten_state(timestep.observation),
+            "env_steps": env_steps,
+            "episode_env_steps": self._episode_env_steps,
+        }
+
+
+def make_dmc(
+    task: str,
+    image_size: int = 84,
+    frame_stack: int = 3,
+    action_repeat: int | None = None,
+    seed: int | None = None,
+    camera_id: int | None = None,
+    from_pixels: bool = True,
+    **kwargs: Any,
+) -> DMCEnv:
+    """A DMC task as a gymnasium environment following the CURL/DrQ pixel protocol.
+
+    :param task: ``"domain-task"``, e.g. ``"cartpole-swingup"``, ``"ball_in_cup-catch"``
+        (all of :data:`DMC_TASKS`).
+    :param image_size: side of the rendered square frames (CURL renders 100 and crops 84).
+    :param frame_stack: frames per observation; observation ``(3·frame_stack, H, W)``, newest last.
+    :param action_repeat: physics control steps per agent step; ``None`` = CURL's per-task value.
+    Actions in [-1, 1] are mapped linearly to the task's bounds (dimensions bounded beyond ±1e6,
+    as in LQR, are passed through).
+
+    :param seed: seed of the task's random state (initial states); ``reset(seed=…)`` reseeds.
+    :param camera_id: ``None`` = 0, or 2 for quadruped (as DrQ).
+    :param from_pixels: ``False`` gives the flat proprioceptive state (a state baseline).
+    :param kwargs: ``render_mode``, ``task_kwargs``, ``environment_kwargs`` for ``suite.load``.
+    :raises ValueError: unknown task, non-positive sizes.
+    """
+    return DMCEnv(
+        task, image_size, frame_stack, action_repeat, seed, camera_id, from_pixels, **kwargs
+    )

@@ -1,0 +1,57 @@
+"""The synthetic pixel task: conventions, drawing, rewards, seeding."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+
+
+def test_conventions_and_check_env():
+    env = envs.PointMassPixels(image_size=32, frame_stack=3)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (9, 32, 32) and obs.dtype == np.uint8
+    assert np.array_equal(obs[:3], obs[6:])
+    prev = obs
+    obs, *_ = env.step(np.array([1.0, 0.0], np.float32))
+    assert np.array_equal(obs[:6], prev[3:]) and not np.array_equal(obs[6:], prev[6:])
+    check_env(envs.PointMassPixels(), skip_render_check=True)
+    check_env(envs.PointMassPixels(from_pixels=False), skip_render_check=True)
+    assert gym.make("rlrep/PointMassPixels-v0").observation_space.shape == (9, 40, 40)
+
+
+def test_reward_is_minus_distance_and_episode_truncates():
+    env = envs.PointMassPixels(from_pixels=False, episode_length=10, max_speed=0.25)
+    state, _ = env.reset(seed=1)
+    pos, target = state[:2].astype(np.float64), state[2:]
+    for t in range(1, 11):
+        a = np.array([0.5, -1.0])
+        pos = np.clip(pos + 0.25 * a, -1, 1)
+        state, reward, terminated, truncated, _ = env.step(a)
+        np.testing.assert_allclose(state[:2], pos, atol=1e-6)
+        assert reward == pytest.approx(-np.linalg.norm(pos - target), abs=1e-6)
+        assert not terminated and truncated == (t == 10)
+
+
+def test_the_point_is_drawn_where_the_state_says():
+    env = envs.PointMassPixels(image_size=33, frame_stack=1, random_target=True)
+    obs, info = env.reset(seed=3)
+    x, y, tx, ty = info["state"]
+    red = np.argwhere(obs[0] == 255).mean(0)  # (row, col) centre of the red square
+    green = np.argwhere((obs[1] == 255) & (obs[0] == 0)).mean(0)
+    np.testing.assert_allclose(red, [(1 - y) / 2 * 32, (x + 1) / 2 * 32], atol=2.0)
+    np.testing.assert_allclose(green, [(1 - ty) / 2 * 32, (tx + 1) / 2 * 32], atol=2.0)
+
+
+def test_seeding_is_deterministic():
+    a, b = envs.PointMassPixels(), envs.PointMassPixels()
+    assert np.array_equal(a.reset(seed=5)[0], b.reset(seed=5)[0])
+    assert not np.array_equal(a.reset(seed=5)[0], b.reset(seed=6)[0])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="image_size"):
+        envs.PointMassPixels(image_size=8)
+    with pytest.raises(ValueError, match="frame_stack"):
+        envs.PointMassPixels(frame_stack=0)
