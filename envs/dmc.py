@@ -10,7 +10,7 @@ so frames can be counted as the papers count them.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -91,7 +91,7 @@ def _flatten_state(observation: dict[str, Any]) -> np.ndarray:
 class DMCEnv(gym.Env):
     """A DMC task as a gymnasium environment (see :func:`make_dmc` for the parameters)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(
         self,

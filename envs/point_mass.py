@@ -13,7 +13,7 @@ episodes, ``python experiments/point_mass_returns.py``): a uniform random policy
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -33,7 +33,7 @@ class PointMassPixels(gym.Env):
     :param from_pixels: ``False`` gives the state ``(x, y, target_x, target_y)``.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(
         self,

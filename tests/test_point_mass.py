@@ -10,7 +10,7 @@ import envs
 
 def test_conventions_and_check_env():
     env = envs.PointMassPixels(image_size=32, frame_stack=3)
-    obs, info = env.reset(seed=0)
+    obs, _ = env.reset(seed=0)
     assert obs.shape == (9, 32, 32) and obs.dtype == np.uint8
     assert np.array_equal(obs[:3], obs[6:])
     prev = obs
