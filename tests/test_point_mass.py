@@ -65,7 +65,10 @@ def _evaluate(model, episodes=20):
     return mean
 
 
-POLICY_KWARGS = {"features_extractor_kwargs": {"features_dim": 64}, "net_arch": [64, 64]}
+def policy_kwargs():  # a fresh dict per model: SB3 adds keys to the one it is given
+    return {"features_extractor_kwargs": {"features_dim": 64}, "net_arch": [64, 64]}
+
+
 RANDOM_RETURN = -41.1  # ± 11.6 per episode: the mean of 20 episodes has a std of about 2.6
 
 
@@ -81,7 +84,7 @@ def test_stock_sb3_sac_learns_from_pixels():
         learning_starts=300,
         batch_size=64,
         seed=0,
-        policy_kwargs=POLICY_KWARGS,
+        policy_kwargs=policy_kwargs(),
     )
     model.learn(2000)
     assert _evaluate(model) > -20.0  # measured: -4.5 (random -41.1)
@@ -103,7 +106,7 @@ def test_stock_sb3_ppo_learns_from_pixels():
         n_epochs=4,
         learning_rate=1e-3,
         seed=0,
-        policy_kwargs=POLICY_KWARGS,
+        policy_kwargs=policy_kwargs(),
     )
     model.learn(20_000)
     assert _evaluate(model) > -20.0  # measured: -10.6 (random -41.1)
