@@ -116,13 +116,22 @@ class Augmentation(nn.Module, abc.ABC):
         self._generators: dict[torch.device, torch.Generator] = {}
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random view in training mode, the deterministic view in ``.eval()`` mode."""
+        return self.random(x, generator) if self.training else self.deterministic(x)
+
+    def random(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random view of ``x`` whatever the module's mode (checks included)."""
         check_images(x, type(self).__name__, frames=self.needs_rgb_frames)
         self.check_size(x)
-        if not self.training:
-            return self.eval_view(x)
         if generator is None and self.seed is not None:
             generator = self._own_generator(x.device)
         return self.random_view(x, Sampler(x.device, generator))
+
+    def deterministic(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``.eval()`` view of ``x`` whatever the module's mode (checks included)."""
+        check_images(x, type(self).__name__, frames=self.needs_rgb_frames)
+        self.check_size(x)
+        return self.eval_view(x)
 
     def _own_generator(self, device: torch.device) -> torch.Generator:
         if device not in self._generators:

@@ -27,15 +27,28 @@ class Compose(nn.Module):
         self._generators: dict[torch.device, torch.Generator] = {}
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random view in training mode, the deterministic view in ``.eval()`` mode."""
+        return self.random(x, generator) if self.training else self.deterministic(x)
+
+    def random(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random view of ``x`` (each step in turn) whatever the module's mode."""
         if len(self.steps) == 0:
             check_images(x, "Compose")
-        if generator is None and self.seed is not None and self.training:
+        if generator is None and self.seed is not None:
             if x.device not in self._generators:
                 self._generators[x.device] = torch.Generator(device=x.device)
                 self._generators[x.device].manual_seed(self.seed)
             generator = self._generators[x.device]
         for step in self.steps:
-            x = step(x, generator=generator)
+            x = step.random(x, generator=generator)
+        return x
+
+    def deterministic(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``.eval()`` view of ``x`` whatever the module's mode."""
+        if len(self.steps) == 0:
+            check_images(x, "Compose")
+        for step in self.steps:
+            x = step.deterministic(x)
         return x
 
     def __len__(self) -> int:

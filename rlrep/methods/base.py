@@ -39,7 +39,9 @@ class Method(nn.Module, abc.ABC):
     """A self-supervised objective over an online ``encoder``; owns its heads and targets.
 
     ``forward(view_a, view_b)`` takes two augmentations of the same batch ``(B, C, H, W)`` and
-    returns :class:`AuxOutput`. Call :meth:`update_targets` after each optimiser step.
+    returns :class:`AuxOutput`; ``features_a = encoder(view_a)``, when the caller has it already
+    (e.g. from the RL loss's forward), is reused instead of encoding ``view_a`` again. Call
+    :meth:`update_targets` after each optimiser step.
     """
 
     def __init__(self, encoder: nn.Module) -> None:
@@ -48,8 +50,19 @@ class Method(nn.Module, abc.ABC):
         self.features_dim = features_dim_of(encoder)
 
     @abc.abstractmethod
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
+    def forward(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> AuxOutput:
         """Auxiliary loss and metrics for two views of one batch."""
+
+    def encode_pair(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Online features of both views, ``(2B, D)``: one encoder pass over the concatenated
+        views (BatchNorm sees both), or ``features_a`` joined with ``encoder(view_b)``."""
+        if features_a is None:
+            return self.encoder(torch.cat([view_a, view_b]))
+        return torch.cat([features_a, self.encoder(view_b)])
 
     def update_targets(self, momentum: float | None = None) -> None:
         """Move momentum targets one EMA step toward the online networks (no-op without any).

@@ -39,8 +39,10 @@ class BYOL(Method):
         self.target_projector = make_target(self.projector)
         self.momentum = momentum
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
-        features = self.encoder(torch.cat([view_a, view_b]))
+    def forward(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> AuxOutput:
+        features = self.encode_pair(view_a, view_b, features_a)
         p_a, p_b = self.predictor(self.projector(features)).chunk(2)
         with torch.no_grad():
             z_a, z_b = self.target_projector(
@@ -69,8 +71,10 @@ class SimSiam(Method):
         )
         self.predictor = mlp(out_dim, max(out_dim // 4, 1), out_dim)
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
-        features = self.encoder(torch.cat([view_a, view_b]))
+    def forward(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> AuxOutput:
+        features = self.encode_pair(view_a, view_b, features_a)
         z = self.projector(features)
         p_a, p_b = self.predictor(z).chunk(2)
         z_a, z_b = z.detach().chunk(2)

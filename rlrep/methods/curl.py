@@ -42,8 +42,10 @@ class CURL(Method):
     def key_encoder(self) -> nn.Module:
         return self.target_encoder if self.owns_target else self._external_target[0]
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
-        query = self.encoder(view_a)
+    def forward(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> AuxOutput:
+        query = self.encoder(view_a) if features_a is None else features_a
         with torch.no_grad():
             key = self.key_encoder(view_b)
         logits = info_nce_logits(query, key, self.W)

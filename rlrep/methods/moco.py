@@ -52,8 +52,10 @@ class MoCo(Method):
         self.queue[idx] = keys[:n].to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + n) % k)
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
-        features = self.encoder(view_a)
+    def forward(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> AuxOutput:
+        features = self.encoder(view_a) if features_a is None else features_a
         query = self.projector(features)
         with torch.no_grad():
             key = F.normalize(self.target_projector(self.target_encoder(view_b)), dim=1)

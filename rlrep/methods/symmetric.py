@@ -20,9 +20,9 @@ class _SharedProjection(Method):
         super().__init__(encoder)
         self.projector = projector
 
-    def embed(self, view_a: torch.Tensor, view_b: torch.Tensor):
-        """One pass over both views (BatchNorm sees the whole 2B batch): features, z_a, z_b."""
-        features = self.encoder(torch.cat([view_a, view_b]))
+    def embed(self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None):
+        """Features of both views (see :meth:`encode_pair`) and their projections z_a, z_b."""
+        features = self.encode_pair(view_a, view_b, features_a)
         z_a, z_b = self.projector(features).chunk(2)
         return features, z_a, z_b
 
@@ -44,8 +44,10 @@ class SimCLR(_SharedProjection):
         )
         self.temperature = temperature
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
-        features, z_a, z_b = self.embed(view_a, view_b)
+    def forward(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> AuxOutput:
+        features, z_a, z_b = self.embed(view_a, view_b, features_a)
         logits, positives = nt_xent_logits(z_a, z_b, self.temperature)
         loss = nn.functional.cross_entropy(logits, positives)
         metrics = {
@@ -64,8 +66,10 @@ class BarlowTwins(_SharedProjection):
         super().__init__(encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3))
         self.lambd = lambd
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
-        features, z_a, z_b = self.embed(view_a, view_b)
+    def forward(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> AuxOutput:
+        features, z_a, z_b = self.embed(view_a, view_b, features_a)
         loss = barlow_twins(z_a, z_b, self.lambd)
         return AuxOutput(loss, {"feature_std": feature_std(features.detach())})
 
@@ -85,7 +89,9 @@ class VICReg(_SharedProjection):
         super().__init__(encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3))
         self.weights = (sim_weight, var_weight, cov_weight)
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> AuxOutput:
-        features, z_a, z_b = self.embed(view_a, view_b)
+    def forward(
+        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+    ) -> AuxOutput:
+        features, z_a, z_b = self.embed(view_a, view_b, features_a)
         loss = vicreg(z_a, z_b, *self.weights)
         return AuxOutput(loss, {"feature_std": feature_std(features.detach())})

@@ -1,0 +1,33 @@
+"""Stable-Baselines3 plug-in: any rlrep method as an auxiliary loss of a stock SB3 algorithm.
+
+.. code-block:: python
+
+    from stable_baselines3 import SAC
+    from rlrep.sb3 import policy_kwargs
+    model = SAC("CnnPolicy", env, policy_kwargs=policy_kwargs(method="curl", augmentation="crop"))
+
+- :func:`policy_kwargs` — the extractor (augmentation + encoder + method) for any SB3 policy.
+- :class:`SharedEncoderSACPolicy`, :class:`SharedEncoderTD3Policy` — CURL/DrQ wiring: one
+  encoder trained by critic + aux loss, read detached by the actor.
+- :class:`FrameStackReplayBuffer` — stores each frame once; timeouts stay non-terminal.
+- :class:`RepresentationLogger` — aux loss, accuracy, feature health in SB3's logger.
+
+This is the only part of rlrep that knows SB3's internals.
+"""
+
+from rlrep.sb3.buffer import FrameStackReplayBuffer
+from rlrep.sb3.extractor import RepresentationExtractor, check_image_space
+from rlrep.sb3.kwargs import policy_kwargs
+from rlrep.sb3.logger import RepresentationLogger
+from rlrep.sb3.shared import DetachedFeatures, SharedEncoderSACPolicy, SharedEncoderTD3Policy
+
+__all__ = [
+    "DetachedFeatures",
+    "FrameStackReplayBuffer",
+    "RepresentationExtractor",
+    "RepresentationLogger",
+    "SharedEncoderSACPolicy",
+    "SharedEncoderTD3Policy",
+    "check_image_space",
+    "policy_kwargs",
+]

@@ -1,0 +1,68 @@
+"""``policy_kwargs(...)``: the one call that plugs rlrep into a stock SB3 algorithm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rlrep.augment as augment_lib
+import rlrep.encoders as encoder_lib
+import rlrep.methods as method_lib
+from rlrep.sb3.extractor import RepresentationExtractor
+
+__all__ = ["policy_kwargs"]
+
+
+def policy_kwargs(
+    method: str | None = None,
+    augmentation: str | None = "crop",
+    aux_weight: float = 1.0,
+    encoder: str = "curl",
+    image_size: int | None = None,
+    rl_view: str = "augmented",
+    encoder_kwargs: dict[str, Any] | None = None,
+    method_kwargs: dict[str, Any] | None = None,
+    augmentation_kwargs: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """``policy_kwargs`` for SB3's SAC, TD3, DQN, PPO and A2C (``"CnnPolicy"``) that train an
+    rlrep encoder on augmented pixels with RL loss + ``aux_weight ×`` the method's loss.
+
+    ``SAC("CnnPolicy", env, policy_kwargs=policy_kwargs(method="curl", augmentation="crop"))``
+
+    :param method: ``curl``, ``simclr``, ``moco``, ``byol``, ``simsiam``, ``barlow_twins``,
+        ``vicreg``, or ``None`` for augmentation only (RAD / DrQ style).
+    :param augmentation: an :func:`rlrep.augment.make` spec, e.g. ``"crop"``, ``"shift"``,
+        ``"crop+color_jitter"``; ``None`` for none.
+    :param aux_weight: weight of the auxiliary loss (0 = augmentation only).
+    :param encoder: ``curl`` (default), ``nature``, ``impala`` or ``resnet18``.
+    :param image_size: side the encoder sees (default: 84% of the frame for ``crop``, 100 → 84).
+    :param rl_view: ``"augmented"`` (RAD/DrQ/CURL) or ``"deterministic"`` input for the RL loss;
+        the latter keeps PPO's importance ratios exact (DrAC, Raileanu et al. 2021).
+    :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
+    :raises ValueError: unknown method, augmentation or encoder (image checks happen when SB3
+        builds the policy and sees the observation space).
+    """
+    if method is not None and method not in method_lib.METHODS:
+        raise ValueError(
+            f"unknown method {method!r}; valid: {', '.join(method_lib.METHODS)} or None"
+        )
+    if encoder not in encoder_lib.ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(encoder_lib.ENCODERS)}")
+    augment_lib.make(augmentation)  # fails early on an unknown name
+    if aux_weight < 0:
+        raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
+    return {
+        "features_extractor_class": RepresentationExtractor,
+        "features_extractor_kwargs": {
+            "encoder": encoder,
+            "augmentation": augmentation,
+            "image_size": image_size,
+            "method": method,
+            "aux_weight": aux_weight,
+            "rl_view": rl_view,
+            "encoder_kwargs": encoder_kwargs,
+            "method_kwargs": method_kwargs,
+            "augmentation_kwargs": augmentation_kwargs,
+        },
+        **extra,
+    }
