@@ -1,0 +1,91 @@
+"""SAC update time with an auxiliary loss vs without, same batch, encoder and augmentation.
+
+For each wiring (SB3's stock ``CnnPolicy`` with separate actor/critic encoders, and rlrep's
+``SharedEncoderSACPolicy`` with CURL's wiring) two SAC models are built on the same replay data:
+one with ``method=None`` (augmentation only: plain SAC on crops) and one with the auxiliary
+method. ``model.train(gradient_steps, batch_size)`` is timed in alternating rounds in one process
+and the ratio of medians printed (target ≤ 1.3×).
+
+Usage: ``python experiments/bench_aux_update.py [--method curl] [--batch-size 128] [--device auto]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+
+from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
+
+
+class FramesEnv(gym.Env):
+    """Random 9×100×100 uint8 stacks (DMC-sized), 125-step episodes: only data, no physics."""
+
+    observation_space = gym.spaces.Box(0, 255, (9, 100, 100), dtype=np.uint8)
+    action_space = gym.spaces.Box(-1.0, 1.0, (6,), dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        self._obs = np.repeat(self.np_random.integers(0, 256, (1, 3, 100, 100), dtype=np.uint8), 3, axis=0).reshape(9, 100, 100)
+        return self._obs, {}
+
+    def step(self, action):
+        self._t += 1
+        frame = self.np_random.integers(0, 256, (3, 100, 100), dtype=np.uint8)
+        self._obs = np.concatenate([self._obs[3:], frame])
+        return self._obs, float(self.np_random.normal()), False, self._t >= 125, {}
+
+
+def build(policy, method: str | None, device: str, batch_size: int) -> SAC:
+    model = SAC(
+        policy,
+        FramesEnv(),
+        buffer_size=2000,
+        learning_starts=10**9,  # only collect; training is timed by hand
+        batch_size=batch_size,
+        replay_buffer_class=FrameStackReplayBuffer,
+        policy_kwargs=policy_kwargs(method=method, net_arch=[1024, 1024]),
+        device=device,
+        seed=0,
+    )
+    model.learn(1000)  # fills the buffer with random actions
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="curl")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--gradient-steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"SAC update, batch {args.batch_size}, 9×100×100 → crop 84, CURL encoder, hidden 1024, on {name}")
+
+    for label, policy in (("stock CnnPolicy", "CnnPolicy"), ("SharedEncoderSACPolicy", SharedEncoderSACPolicy)):
+        plain = build(policy, None, device, args.batch_size)
+        aux = build(policy, args.method, device, args.batch_size)
+        times: dict[str, list[float]] = {"plain": [], "aux": []}
+        for round_ in range(args.rounds + 1):
+            for key, model in (("plain", plain), ("aux", aux)):
+                sync()
+                start = time.perf_counter()
+                model.train(gradient_steps=args.gradient_steps, batch_size=args.batch_size)
+                sync()
+                if round_ > 0:  # round 0 warms up
+                    times[key].append((time.perf_counter() - start) / args.gradient_steps)
+        p, a = statistics.median(times["plain"]), statistics.median(times["aux"])
+        print(f"  {label:24s} plain {p * 1e3:8.2f} ms   +{args.method} {a * 1e3:8.2f} ms   ratio {a / p:.2f}×  (target ≤ 1.3×)")
+
+
+if __name__ == "__main__":
+    main()
