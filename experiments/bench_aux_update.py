@@ -32,7 +32,9 @@ class FramesEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._t = 0
-        self._obs = np.repeat(self.np_random.integers(0, 256, (1, 3, 100, 100), dtype=np.uint8), 3, axis=0).reshape(9, 100, 100)
+        self._obs = np.repeat(
+            self.np_random.integers(0, 256, (1, 3, 100, 100), dtype=np.uint8), 3, axis=0
+        ).reshape(9, 100, 100)
         return self._obs, {}
 
     def step(self, action):
@@ -66,12 +68,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    device = (
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"SAC update, batch {args.batch_size}, 9×100×100 → crop 84, CURL encoder, hidden 1024, on {name}")
+    name = (
+        torch.cuda.get_device_name()
+        if device.startswith("cuda")
+        else f"CPU ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"SAC update, batch {args.batch_size}, 9×100×100 → crop 84, CURL encoder, hidden 1024, on {name}"
+    )
 
-    for label, policy in (("stock CnnPolicy", "CnnPolicy"), ("SharedEncoderSACPolicy", SharedEncoderSACPolicy)):
+    for label, policy in (
+        ("stock CnnPolicy", "CnnPolicy"),
+        ("SharedEncoderSACPolicy", SharedEncoderSACPolicy),
+    ):
         plain = build(policy, None, device, args.batch_size)
         aux = build(policy, args.method, device, args.batch_size)
         times: dict[str, list[float]] = {"plain": [], "aux": []}
@@ -84,7 +99,9 @@ def main() -> None:
                 if round_ > 0:  # round 0 warms up
                     times[key].append((time.perf_counter() - start) / args.gradient_steps)
         p, a = statistics.median(times["plain"]), statistics.median(times["aux"])
-        print(f"  {label:24s} plain {p * 1e3:8.2f} ms   +{args.method} {a * 1e3:8.2f} ms   ratio {a / p:.2f}×  (target ≤ 1.3×)")
+        print(
+            f"  {label:24s} plain {p * 1e3:8.2f} ms   +{args.method} {a * 1e3:8.2f} ms   ratio {a / p:.2f}×  (target ≤ 1.3×)"
+        )
 
 
 if __name__ == "__main__":

@@ -47,6 +47,15 @@ def test_sac_with_curl_beats_random():
 @pytest.mark.slow
 def test_ppo_with_simclr_beats_random():
     venv = make_vec_env(make_env, n_envs=4, seed=0)
-    model = PPO("CnnPolicy", venv, n_steps=128, batch_size=128, n_epochs=4, learning_rate=1e-3, policy_kwargs=small("simclr"), seed=0)
+    model = PPO(
+        "CnnPolicy",
+        venv,
+        n_steps=128,
+        batch_size=128,
+        n_epochs=4,
+        learning_rate=1e-3,
+        policy_kwargs=small("simclr"),
+        seed=0,
+    )
     model.learn(20_000)  # ~30 s on 2 cores
     assert evaluate(model) > RANDOM_RETURN + 20  # measured: -5.8

@@ -107,6 +107,8 @@ class RandomCrop(Augmentation):
 
     def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
         (h, w), b = self.size, x.shape[0]
+        if (h, w) == (x.shape[2], x.shape[3]):  # already cropped (e.g. by the agent's sampler)
+            return x
         top = sampler.randint(0, x.shape[2] - h + 1, b)
         left = sampler.randint(0, x.shape[3] - w + 1, b)
         return crop_windows(x, top, left, self.size)

@@ -1,0 +1,41 @@
+"""PPO with an auxiliary representation loss on pixels: SB3's PPO + rlrep.sb3 (preset in
+:data:`agents.presets.PPO_AUX`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+
+from agents.presets import PPO_AUX
+from rlrep.sb3 import policy_kwargs
+
+__all__ = ["make_ppo_aux"]
+
+
+def make_ppo_aux(task: str, seed: int = 0, device: str = "auto", **overrides: Any) -> PPO:
+    """PPO on ``task`` (DMC or ``point_mass_pixels``) with ``n_envs`` pixel envs and the preset's
+    auxiliary method; ``overrides`` replace preset values (``method``, ``aux_weight``, PPO's
+    ``n_steps``, ``learning_rate``, …). The model's ``action_repeat`` says how frames count."""
+    from agents.train import make_env
+    from envs import default_action_repeat
+
+    unknown = set(overrides) - set(PPO_AUX) - {"action_repeat", "image_size"}
+    if unknown:
+        raise ValueError(
+            f"unknown PPO-aux options {sorted(unknown)}; valid: {sorted(PPO_AUX)}, action_repeat, image_size"
+        )
+    cfg = {**PPO_AUX, **overrides}
+    repeat = cfg.pop("action_repeat", None) or (
+        1 if task == "point_mass_pixels" else default_action_repeat(task)
+    )
+    image_size = cfg.pop("image_size", 100)
+    rep = {k: cfg.pop(k) for k in ("method", "augmentation", "aux_weight", "rl_view")}
+    n_envs = cfg.pop("n_envs")
+    venv = make_vec_env(lambda: make_env(task, repeat, seed, image_size), n_envs=n_envs, seed=seed)
+    model = PPO(
+        "CnnPolicy", venv, policy_kwargs=policy_kwargs(**rep), seed=seed, device=device, **cfg
+    )
+    model.action_repeat = repeat
+    return model

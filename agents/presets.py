@@ -1,0 +1,90 @@
+"""Agent presets as data: CURL-SAC's hyperparameters (Laskin et al. 2020, Table 3) per task.
+
+One table of values, resolved per task by :func:`curl_sac_config`; code lives in
+:mod:`agents.curl_sac`. Where the paper and the reference code (MishaLaskin/curl) differ, the
+choice and the alternative are noted next to the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+__all__ = ["CURL_SAC", "PPO_AUX", "CURLSACConfig", "curl_sac_config"]
+
+
+@dataclass(frozen=True)
+class CURLSACConfig:
+    """CURL-SAC hyperparameters. Step counts are agent steps (one action, repeated)."""
+
+    action_repeat: int = 4
+    image_size: int = 100  # rendered; the encoder sees the 84 crop
+    crop_size: int = 84
+    frame_stack: int = 3
+    buffer_size: int = 100_000  # replay capacity in transitions (agent steps; Table 3: 100k)
+    initial_steps: int = 1000  # random-action agent steps before learning (Table 3: 1000)
+    # Paper text: 512. Reference code: 32 by default, 128 in its scripts.
+    batch_size: int = 512
+    hidden_dim: int = 1024
+    features_dim: int = 50
+    num_filters: int = 32
+    num_layers: int = 4
+    # The code has no tanh on the encoder output (output_logits=True); the paper's sketch does.
+    encoder_tanh: bool = False
+    lr: float = 1e-3  # actor, critic and encoder (2e-4 for cheetah-run)
+    alpha_lr: float = 1e-4
+    alpha_beta1: float = 0.5
+    init_temperature: float = 0.1
+    gamma: float = 0.99
+    critic_tau: float = 0.01  # Q heads
+    encoder_tau: float = 0.05  # critic encoder → target encoder (the CURL key encoder)
+    actor_update_freq: int = 2
+    target_update_freq: int = 2
+    curl_update_freq: int = 1
+    # The reference code steps the encoder twice per CURL update (encoder_optimizer holds the
+    # critic's conv layers, cpc_optimizer the whole CURL module; curl#28). True reproduces it.
+    double_encoder_step: bool = True
+    actor_log_std_bounds: tuple[float, float] = (-10.0, 2.0)
+    eval_episodes: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CURL_SAC = CURLSACConfig()
+
+# Per-task differences from the defaults (Table 3).
+_CURL_TASKS: dict[str, dict[str, Any]] = {
+    "finger-spin": {"action_repeat": 2},
+    "walker-walk": {"action_repeat": 2},
+    "cartpole-swingup": {"action_repeat": 8},
+    "cheetah-run": {"action_repeat": 4, "lr": 2e-4},
+    "reacher-easy": {"action_repeat": 4},
+    "ball_in_cup-catch": {"action_repeat": 4},
+}
+
+
+def curl_sac_config(task: str, **overrides: Any) -> CURLSACConfig:
+    """The CURL-SAC configuration for a DMC task: defaults, the task's row of Table 3 (action
+    repeat, learning rate), then ``overrides``. Tasks outside the table get the defaults."""
+    unknown = set(overrides) - set(CURLSACConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(
+            f"unknown CURL-SAC options {sorted(unknown)}; valid: {sorted(CURLSACConfig.__dataclass_fields__)}"
+        )
+    return replace(CURL_SAC, **{**_CURL_TASKS.get(task, {}), **overrides})
+
+
+#: PPO with an auxiliary loss on pixels (SB3 PPO defaults otherwise).
+PPO_AUX: dict[str, Any] = {
+    "method": "simclr",
+    "augmentation": "crop",
+    "aux_weight": 1.0,
+    "rl_view": "deterministic",  # PPO's ratios on the rollout's (center) view (DrAC)
+    "n_steps": 512,
+    "batch_size": 128,
+    "n_epochs": 4,
+    "learning_rate": 3e-4,
+    "n_envs": 4,
+}

@@ -1,0 +1,181 @@
+"""DMControl benchmark (CURL/DrQ protocol): tasks × seeds, evaluated at 100k and 500k frames.
+
+Each (task, seed) is one ``rlrep train`` process, run to the largest budget with evaluations
+every ``--eval-every`` frames, so the 100k and 500k scores come from the same run as in the
+papers. Runs are resumable: a finished run is skipped, an interrupted one continues from its
+checkpoint (``--resume``). Runs go to a local process pool by default, or to Slurm through
+submitit (``--executor submitit``; ``pip install submitit``). The report (table, IQM with
+bootstrap CIs, learning curves) is ``experiments/dmc_report.py``.
+
+Usage::
+
+    python experiments/dmc_benchmark.py --out runs/dmc --seeds 1 2 3 --workers 2
+    python experiments/dmc_report.py runs/dmc
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CURL_TASKS = [
+    "finger-spin",
+    "cartpole-swingup",
+    "reacher-easy",
+    "cheetah-run",
+    "walker-walk",
+    "ball_in_cup-catch",
+]
+
+
+def run_dir(out: Path, agent: str, task: str, seed: int) -> Path:
+    return out / agent / task / f"seed{seed}"
+
+
+def finished(path: Path, frames: int) -> bool:
+    """True if the run's eval.csv reaches ``frames``."""
+    eval_csv = path / "eval.csv"
+    if not eval_csv.exists():
+        return False
+    with open(eval_csv) as f:
+        rows = list(csv.DictReader(f))
+    return bool(rows) and int(rows[-1]["frames"]) >= frames
+
+
+def command(
+    agent: str,
+    task: str,
+    seed: int,
+    frames: int,
+    path: Path,
+    eval_every: str,
+    eval_episodes: int,
+    extra: list[str],
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "rlrep.cli",
+        "train",
+        "--env",
+        task,
+        "--agent",
+        agent,
+        "--seed",
+        str(seed),
+    ]
+    cmd += [
+        "--steps",
+        str(frames),
+        "--out",
+        str(path),
+        "--eval-every",
+        eval_every,
+        "--eval-episodes",
+        str(eval_episodes),
+        "--no-progress",
+    ]
+    if (path / "model.zip").exists():
+        cmd.append("--resume")
+    return cmd + (["--set", *extra] if extra else [])
+
+
+def run_local(cmd: list[str], log: Path) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/dmc")
+    parser.add_argument("--agent", default="curl-sac")
+    parser.add_argument("--tasks", nargs="+", default=CURL_TASKS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument(
+        "--frames",
+        default="500000",
+        help="the largest budget (100k scores come from the same runs)",
+    )
+    parser.add_argument("--eval-every", default="10000")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="local processes at once")
+    parser.add_argument("--executor", choices=["local", "submitit"], default="local")
+    parser.add_argument("--slurm-partition", default=None)
+    parser.add_argument("--slurm-hours", type=float, default=24.0)
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="agent hyperparameters"
+    )
+    args = parser.parse_args()
+
+    from agents.train import parse_frames
+
+    frames = parse_frames(args.frames)
+    out = Path(args.out)
+    jobs = []
+    for task in args.tasks:
+        for seed in args.seeds:
+            path = run_dir(out, args.agent, task, seed)
+            if finished(path, frames):
+                print(f"done     {task} seed {seed}")
+                continue
+            jobs.append(
+                (
+                    task,
+                    seed,
+                    path,
+                    command(
+                        args.agent,
+                        task,
+                        seed,
+                        frames,
+                        path,
+                        args.eval_every,
+                        args.eval_episodes,
+                        args.set,
+                    ),
+                )
+            )
+    if not jobs:
+        print("all runs finished")
+        return
+
+    if args.executor == "submitit":
+        try:
+            import submitit
+        except ImportError:
+            sys.exit("--executor submitit needs the submitit package: pip install submitit")
+        executor = submitit.AutoExecutor(folder=out / "slurm")
+        executor.update_parameters(
+            timeout_min=int(args.slurm_hours * 60),
+            gpus_per_node=1,
+            cpus_per_task=4,
+            slurm_partition=args.slurm_partition,
+        )
+        submitted = [executor.submit(subprocess.run, cmd, check=True) for *_, cmd in jobs]
+        print(f"submitted {len(submitted)} jobs: {[j.job_id for j in submitted]}")
+        return
+
+    def launch(job) -> tuple[str, int, int]:
+        task, seed, path, cmd = job
+        print(f"start    {task} seed {seed}", flush=True)
+        return task, seed, run_local(cmd, path / "train.log")
+
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each run is its own process
+        failures = 0
+        for task, seed, code in pool.map(launch, jobs):
+            print(
+                f"{'finished' if code == 0 else 'FAILED  '} {task} seed {seed}"
+                + ("" if code == 0 else f" (exit {code}, see train.log)"),
+                flush=True,
+            )
+            failures += code != 0
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""CURL-SAC's update rule: which parameters move, with which τ, on which schedule."""
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from agents import curl_sac as curl_sac_module
+from agents.curl_sac import CURLSAC
+from agents.presets import CURL_SAC, curl_sac_config
+
+TINY = {
+    "num_filters": 4,
+    "num_layers": 2,
+    "hidden_dim": 16,
+    "batch_size": 8,
+    "buffer_size": 200,
+    "initial_steps": 1000,
+}
+
+
+def model(**overrides):
+    cfg = curl_sac_config("cartpole-swingup", **{**TINY, **overrides})
+    m = CURLSAC(envs.PointMassPixels(image_size=100), cfg, seed=0)
+    m.learn(40)  # random actions only (initial_steps > 40): fills the buffer
+    return m
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before, module):
+    return [not torch.equal(b, p) for b, p in zip(before, module.parameters(), strict=True)]
+
+
+def test_presets_resolve_per_task():
+    assert (
+        curl_sac_config("cheetah-run").lr == 2e-4
+        and curl_sac_config("cheetah-run").action_repeat == 4
+    )
+    assert curl_sac_config("cartpole-swingup").action_repeat == 8
+    assert (
+        curl_sac_config("finger-spin").action_repeat
+        == 2
+        == curl_sac_config("walker-walk").action_repeat
+    )
+    for task in ("reacher-easy", "ball_in_cup-catch"):
+        assert curl_sac_config(task).action_repeat == 4 and curl_sac_config(task).lr == 1e-3
+    assert curl_sac_config("walker-walk", batch_size=128).batch_size == 128
+    c = CURL_SAC
+    assert (c.critic_tau, c.encoder_tau, c.init_temperature, c.alpha_lr, c.alpha_beta1) == (
+        0.01,
+        0.05,
+        0.1,
+        1e-4,
+        0.5,
+    )
+    assert (
+        c.hidden_dim,
+        c.features_dim,
+        c.num_filters,
+        c.num_layers,
+        c.image_size,
+        c.crop_size,
+    ) == (1024, 50, 32, 4, 100, 84)
+    with pytest.raises(ValueError, match="unknown CURL-SAC options"):
+        curl_sac_config("walker-walk", batchsize=128)
+
+
+def test_wiring_and_optimisers():
+    m = model()
+    encoder = m.critic.features_extractor.encoder
+    assert m.policy.curl.key_encoder is m.critic_target.features_extractor.encoder
+    assert m.log_ent_coef.exp().item() == pytest.approx(0.1)
+    assert m.target_entropy == -2.0  # −|A|
+    group = m.ent_coef_optimizer.param_groups[0]
+    assert group["lr"] == 1e-4 and group["betas"] == (0.5, 0.999)
+    curl_ids = {id(p) for g in m.curl_optimizer.param_groups for p in g["params"]}
+    assert (
+        id(m.policy.curl.W) in curl_ids and {id(p) for p in encoder.parameters()} <= curl_ids
+    )  # curl#28 quirk
+    single = model(double_encoder_step=False)
+    assert {id(p) for g in single.curl_optimizer.param_groups for p in g["params"]} == {
+        id(single.policy.curl.W)
+    }
+
+
+def test_one_update_moves_each_part_by_its_rule(monkeypatch):
+    m = model()
+    critic, target, actor = m.critic, m.critic_target, m.actor
+    q_nets, target_q_nets = (
+        torch.nn.ModuleList(critic.q_networks),
+        torch.nn.ModuleList(target.q_networks),
+    )
+    enc, target_enc = critic.features_extractor.encoder, target.features_extractor.encoder
+    q_before, tq_before = snapshot(q_nets), snapshot(target_q_nets)
+    tenc_before = snapshot(target_enc)
+    seen = {}
+    original_actor = CURLSAC._update_actor_and_alpha
+
+    def spy_actor(self, obs):
+        seen["enc_before_actor"] = snapshot(enc)
+        seen["head_before_actor"] = snapshot(actor.features_extractor.head)
+        out = original_actor(self, obs)
+        seen["enc_after_actor"] = snapshot(enc)
+        return out
+
+    def spy_curl(self, anchor, positive):
+        seen["enc_at_target_update"] = snapshot(enc)  # targets are updated before the CURL step
+        return original_curl(self, anchor, positive)
+
+    original_curl = CURLSAC._update_curl
+    monkeypatch.setattr(CURLSAC, "_update_actor_and_alpha", spy_actor)
+    monkeypatch.setattr(CURLSAC, "_update_curl", spy_curl)
+    m.train(gradient_steps=1, batch_size=8)
+
+    # The actor's update leaves the shared conv encoder untouched and trains its own head.
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(seen["enc_before_actor"], seen["enc_after_actor"], strict=True)
+    )
+    assert any(changed(seen["head_before_actor"], actor.features_extractor.head))
+    # Q heads moved (critic step); their targets by τ = 0.01, the target encoder by τ = 0.05.
+    assert all(changed(q_before, q_nets))
+    for t, old, q in zip(target_q_nets.parameters(), tq_before, q_nets.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.99 * old + 0.01 * q)
+    for t, old, e in zip(
+        target_enc.parameters(), tenc_before, seen["enc_at_target_update"], strict=True
+    ):
+        torch.testing.assert_close(t, 0.95 * old + 0.05 * e)
+    # The CURL step then moved the encoder again, and W.
+    assert any(changed(seen["enc_at_target_update"], enc))
+
+
+def test_update_schedule(monkeypatch):
+    m = model()
+    calls = []
+    for name in ("_update_critic", "_update_actor_and_alpha", "_update_curl"):
+        original = getattr(CURLSAC, name)
+
+        def spy(self, *args, _name=name, _original=original):
+            calls.append((self._n_updates, _name))
+            return _original(self, *args)
+
+        monkeypatch.setattr(CURLSAC, name, spy)
+    polyaks = []
+    original_polyak = curl_sac_module.polyak_update
+    monkeypatch.setattr(
+        curl_sac_module,
+        "polyak_update",
+        lambda p, t, tau: (polyaks.append(tau), original_polyak(p, t, tau)),
+    )
+    m.train(gradient_steps=4, batch_size=8)
+    by_step = {s: [n for t, n in calls if t == s] for s in range(4)}
+    assert by_step[0] == by_step[2] == ["_update_critic", "_update_actor_and_alpha", "_update_curl"]
+    assert by_step[1] == by_step[3] == ["_update_critic", "_update_curl"]
+    assert polyaks == [0.01, 0.05, 0.01, 0.05]  # every 2 steps: Q heads, then encoder
+
+
+def test_save_load_and_center_crop_evaluation(tmp_path):
+    m = model()
+    m.train(gradient_steps=2, batch_size=8)
+    m.save(tmp_path / "curl.zip")
+    loaded = CURLSAC.load(tmp_path / "curl.zip", env=envs.PointMassPixels(image_size=100))
+    obs = np.stack([envs.PointMassPixels(image_size=100).reset(seed=s)[0] for s in range(4)])
+    assert np.array_equal(
+        m.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    assert torch.equal(m.policy.curl.W, loaded.policy.curl.W)
+    assert loaded.config == m.config
+    loaded.learn(5)
