@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.buffers import BaseBuffer
+from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
 __all__ = ["FrameStackReplayBuffer"]
 
 
-class FrameStackReplayBuffer(BaseBuffer):
+class FrameStackReplayBuffer(ReplayBuffer):
     """Drop-in ``replay_buffer_class`` for SAC / TD3 / DQN on uint8 ``(k·c, H, W)`` stacks (newest
     frame last), storing each frame once: about ``1.02 × c·H·W`` bytes per transition.
 
@@ -59,8 +59,13 @@ class FrameStackReplayBuffer(BaseBuffer):
                 f"FrameStackReplayBuffer needs uint8 (C, H, W) frame stacks, got {observation_space}; "
                 "use SB3's ReplayBuffer for other observations"
             )
-        super().__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        # A ReplayBuffer to SB3 (its isinstance checks, save/load), but not its allocations:
+        # BaseBuffer's constructor, not ReplayBuffer's, which would allocate obs/next_obs arrays.
+        BaseBuffer.__init__(
+            self, buffer_size, observation_space, action_space, device, n_envs=n_envs
+        )
         self.buffer_size = max(buffer_size // n_envs, 1)
+        self.optimize_memory_usage = False  # ReplayBuffer.sample: plain uniform sampling
         c, h, w = observation_space.shape
         self.frame_channels = frame_channels or (3 if c % 3 == 0 else 1)
         if c % self.frame_channels:
@@ -211,6 +216,6 @@ class FrameStackReplayBuffer(BaseBuffer):
         )
 
     def reset(self) -> None:
-        super().reset()
+        BaseBuffer.reset(self)
         self.frames_written = 0
         self._stack_ids = [None] * self.n_envs

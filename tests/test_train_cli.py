@@ -1,0 +1,228 @@
+"""``rlrep train``, the DMC benchmark runner and its report, on tiny budgets on the CPU."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.train import parse_frames, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "num_filters=4",
+    "num_layers=2",
+    "hidden_dim=16",
+    "batch_size=8",
+    "buffer_size=500",
+    "initial_steps=40",
+]
+TINY_KW = {
+    "num_filters": 4,
+    "num_layers": 2,
+    "hidden_dim": 16,
+    "batch_size": 8,
+    "buffer_size": 500,
+    "initial_steps": 40,
+}
+
+
+def rlrep(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "rlrep.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def read_eval(path):
+    with open(path / "eval.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_parse_frames():
+    assert (
+        parse_frames("100k") == 100_000
+        and parse_frames("1.5M") == 1_500_000
+        and parse_frames("2000") == 2000
+    )
+    with pytest.raises(ValueError, match="number of frames"):
+        parse_frames("lots")
+
+
+@pytest.mark.slow
+def test_train_evaluates_checkpoints_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    history = train(
+        "point_mass_pixels",
+        frames=60,
+        seed=0,
+        out=out,
+        eval_every=30,
+        eval_episodes=2,
+        progress=False,
+        **TINY_KW,
+    )
+    assert [h["frames"] for h in history] == [30, 60]
+    for name in ("model.zip", "replay_buffer.pkl", "eval.csv", "state.json", "config.json"):
+        assert (out / name).exists(), name
+    assert not list(out.glob("*.tmp"))  # atomic writes leave no partial files
+    assert (
+        list((out / "logs").glob("events.out.tfevents.*"))
+        and (out / "logs" / "progress.csv").exists()
+    )
+    with pytest.raises(FileExistsError, match="--resume"):
+        train("point_mass_pixels", frames=90, out=out, **TINY_KW)
+    history = train(
+        "point_mass_pixels",
+        frames=90,
+        seed=0,
+        out=out,
+        eval_every=30,
+        eval_episodes=2,
+        resume=True,
+        progress=False,
+        **TINY_KW,
+    )
+    assert [h["frames"] for h in history] == [30, 60, 90]
+    assert json.loads((out / "state.json").read_text())["num_timesteps"] == 90
+
+
+@pytest.mark.slow
+def test_cli_runs_curl_sac_and_reports_errors(tmp_path):
+    result = rlrep(
+        "train",
+        "--env",
+        "point_mass_pixels",
+        "--steps",
+        "40",
+        "--eval-every",
+        "40",
+        "--eval-episodes",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+        "--no-progress",
+        "--set",
+        *TINY,
+    )
+    assert "final evaluation after 40 frames" in result.stdout
+    bad = rlrep("train", "--env", "cartpole-swing", "--out", str(tmp_path / "b"), check=False)
+    assert bad.returncode == 2 and "unknown DMC task" in bad.stderr
+    bad = rlrep(
+        "train",
+        "--env",
+        "point_mass_pixels",
+        "--agent",
+        "dreamer",
+        "--out",
+        str(tmp_path / "c"),
+        check=False,
+    )
+    assert bad.returncode == 2 and "unknown agent" in bad.stderr
+
+
+@pytest.mark.slow
+def test_benchmark_runner_is_resumable_and_the_report_is_written(tmp_path):
+    out = tmp_path / "dmc"
+    cmd = [
+        sys.executable,
+        "experiments/dmc_benchmark.py",
+        "--out",
+        str(out),
+        "--tasks",
+        "point_mass_pixels",
+        "--seeds",
+        "1",
+        "2",
+        "--frames",
+        "40",
+        "--eval-every",
+        "20",
+        "--eval-episodes",
+        "1",
+        "--workers",
+        "2",
+        "--set",
+        *TINY,
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for seed in (1, 2):
+        assert [
+            r["frames"] for r in read_eval(out / "curl-sac" / "point_mass_pixels" / f"seed{seed}")
+        ] == ["20", "40"]
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert "all runs finished" in again.stdout
+    report = subprocess.run(
+        [sys.executable, "experiments/dmc_report.py", str(out), "--budgets", "40"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert report.returncode == 0, report.stderr
+    assert (out / "curves.png").stat().st_size > 1000
+
+
+def test_report_table_and_iqm_against_numpy(tmp_path):
+    rng = np.random.default_rng(0)
+    scores = {}
+    for task in ("cartpole-swingup", "walker-walk"):
+        for seed in (1, 2, 3):
+            path = tmp_path / "curl-sac" / task / f"seed{seed}"
+            path.mkdir(parents=True)
+            curve = np.sort(rng.uniform(0, 1000, 10))
+            scores[(task, seed)] = curve
+            with open(path / "eval.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(
+                    ["frames", "agent_steps", "mean_return", "std_return", "episodes", "wall_time"]
+                )
+                for i, v in enumerate(curve):
+                    writer.writerow([(i + 1) * 10_000, (i + 1) * 1250, v, 0.0, 10, 1.0])
+    result = subprocess.run(
+        [sys.executable, "experiments/dmc_report.py", str(tmp_path), "--budgets", "100k", "50k"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "results.csv") as f:
+        rows = {(r["task"], int(r["budget"])): r for r in csv.DictReader(f)}
+    at_100k = [scores[("cartpole-swingup", s)][9] for s in (1, 2, 3)]
+    assert float(rows[("cartpole-swingup", 100_000)]["mean"]) == pytest.approx(np.mean(at_100k))
+    assert float(rows[("cartpole-swingup", 100_000)]["std"]) == pytest.approx(np.std(at_100k))
+    assert float(rows[("walker-walk", 50_000)]["mean"]) == pytest.approx(
+        np.mean([scores[("walker-walk", s)][4] for s in (1, 2, 3)])
+    )
+    assert (
+        rows[("cartpole-swingup", 100_000)]["CURL"] == "582"
+        and rows[("walker-walk", 100_000)]["DrQ"] == "612"
+    )
+    # IQM of 6 runs: the mean of the middle 50% (scipy's trim_mean at 25%).
+    from scipy.stats import trim_mean
+
+    iqm = trim_mean(
+        np.array(
+            [scores[(t, s)][9] for t in ("cartpole-swingup", "walker-walk") for s in (1, 2, 3)]
+        )
+        / 1000,
+        0.25,
+    )
+    line = [
+        ln
+        for ln in (tmp_path / "aggregate.md").read_text().splitlines()
+        if ln.startswith("| 100,000")
+    ][0]
+    assert float(line.split("|")[2]) == pytest.approx(iqm, abs=5e-4)
+    assert (tmp_path / "curves.png").exists()
