@@ -219,10 +219,10 @@ def test_report_table_and_iqm_against_numpy(tmp_path):
         / 1000,
         0.25,
     )
-    line = [
+    line = next(
         ln
         for ln in (tmp_path / "aggregate.md").read_text().splitlines()
         if ln.startswith("| 100,000")
-    ][0]
+    )
     assert float(line.split("|")[2]) == pytest.approx(iqm, abs=5e-4)
     assert (tmp_path / "curves.png").exists()
