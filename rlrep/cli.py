@@ -36,6 +36,49 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from rlrep.pretrain import pretrain
+
+    pretrain(
+        method=args.method,
+        dataset=args.dataset,
+        encoder=args.encoder,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        out=args.out,
+        data_dir=args.data_dir,
+        augmentation=args.augmentation,
+        image_size=args.image_size,
+        seed=args.seed,
+        resume=args.resume,
+        device=args.device,
+        amp=None if args.amp == "auto" else args.amp == "on",
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    import json
+
+    from rlrep.pretrain import probe
+
+    print(
+        json.dumps(
+            probe(
+                args.checkpoint,
+                args.dataset,
+                args.data_dir,
+                linear=not args.no_linear,
+                device=args.device,
+            ),
+            indent=1,
+        )
+    )
+    return 0
+
+
 def _literal(text: str):
     for cast in (int, float):
         try:
@@ -71,10 +114,57 @@ def main(argv: list[str] | None = None) -> int:
         "--set", nargs="*", metavar="KEY=VALUE", help="agent hyperparameters, e.g. batch_size=128"
     )
     t.set_defaults(func=_train)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder on images")
+    p.add_argument(
+        "--method",
+        default="simclr",
+        help="simclr | moco | byol | simsiam | barlow_twins | vicreg | curl",
+    )
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits | cifar10 | cifar100 | stl10 | folder:PATH | npz:PATH | dmc:TASK",
+    )
+    p.add_argument("--encoder", default="curl", help="curl | nature | impala | resnet18")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--out", required=True, help="folder for checkpoint.pt and config.json")
+    p.add_argument(
+        "--data-dir", default="data", help="where dataset files are (nothing is downloaded)"
+    )
+    p.add_argument(
+        "--augmentation",
+        default=None,
+        help="augment spec (default: simclr for images, crop for dmc)",
+    )
+    p.add_argument(
+        "--image-size", type=int, default=64, help="side for folder: images and dmc: renders"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--amp",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="bfloat16 autocast (auto: on CUDA)",
+    )
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_pretrain)
+
+    q = sub.add_parser("probe", help="kNN / linear / state-R² probes of a pretrained encoder")
+    q.add_argument("checkpoint")
+    q.add_argument("--dataset", default=None, help="default: the checkpoint's")
+    q.add_argument("--data-dir", default="data")
+    q.add_argument("--no-linear", action="store_true", help="skip the linear probe")
+    q.add_argument("--device", default="auto")
+    q.set_defaults(func=_probe)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError) as err:
+    except (ValueError, FileExistsError) as err:  # DatasetError is a ValueError
         print(f"rlrep {args.command}: {err}", file=sys.stderr)
         return 2
 

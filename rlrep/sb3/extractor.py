@@ -80,6 +80,11 @@ class RepresentationExtractor(BaseFeaturesExtractor):
     :param aux_weight: weight of the auxiliary loss added to the RL loss.
     :param rl_view: ``"augmented"`` or ``"deterministic"`` input for the RL loss.
     :param encoder_kwargs: / :param method_kwargs: / :param augmentation_kwargs: passed on.
+    :param pretrained: a ``rlrep pretrain`` checkpoint (path, or its ``config`` and ``encoder``
+        entries): its encoder (name, options, weights) replaces ``encoder``/``encoder_kwargs``;
+        views must have the shape it was trained on.
+    :param freeze: keep the pretrained encoder fixed (no gradient, eval mode); the RL heads
+        learn on its features (ATC-style decoupled representation learning).
     """
 
     def __init__(
@@ -94,8 +99,27 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         encoder_kwargs: dict[str, Any] | None = None,
         method_kwargs: dict[str, Any] | None = None,
         augmentation_kwargs: dict[str, Any] | None = None,
+        pretrained: str | dict[str, Any] | None = None,
+        freeze: bool = False,
     ) -> None:
         c, h, w = check_image_space(observation_space)
+        if freeze and pretrained is None:
+            raise ValueError(
+                "freeze=True needs pretrained=<checkpoint>: a frozen random encoder learns nothing"
+            )
+        if freeze and method is not None:
+            raise ValueError(
+                f"freeze=True leaves nothing for method={method!r} to train; pass method=None"
+            )
+        checkpoint = None
+        if pretrained is not None:
+            from rlrep.pretrain import load_checkpoint
+
+            checkpoint = pretrained if isinstance(pretrained, dict) else load_checkpoint(pretrained)
+            encoder, encoder_kwargs = (
+                checkpoint["config"]["encoder"],
+                checkpoint["config"]["encoder_kwargs"],
+            )
         if rl_view not in ("augmented", "deterministic"):
             raise ValueError(f"rl_view must be 'augmented' or 'deterministic', got {rl_view!r}")
         aug_kwargs = dict(augmentation_kwargs or {})
@@ -113,7 +137,20 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         augment = augment_lib.make(augmentation, **aug_kwargs)
         with torch.no_grad():
             view_shape = augment.eval()(torch.zeros(1, c, h, w, dtype=torch.uint8)).shape[1:]
+        if checkpoint is not None and tuple(checkpoint["config"]["view_shape"]) != tuple(
+            view_shape
+        ):
+            raise ValueError(
+                f"the pretrained encoder was trained on views of shape {tuple(checkpoint['config']['view_shape'])}, "
+                f"but this env's observations give {tuple(view_shape)}; pretrain on matching frames "
+                "(e.g. --dataset dmc:TASK with the same image and crop size)"
+            )
         net = encoder_lib.make(encoder, tuple(view_shape), **(encoder_kwargs or {}))
+        if checkpoint is not None:
+            net.load_state_dict(checkpoint["encoder"])
+        self.freeze = freeze
+        if freeze:
+            net.requires_grad_(False)
         super().__init__(observation_space, net.features_dim)
         self.augment, self.encoder = augment, net
         self.view_shape = tuple(view_shape)
@@ -128,6 +165,12 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_count = 0
         self.last_features: torch.Tensor | None = None
+
+    def train(self, mode: bool = True) -> RepresentationExtractor:
+        super().train(mode)
+        if self.freeze:
+            self.encoder.eval()  # a frozen encoder keeps its BatchNorm statistics
+        return self
 
     # --- forward -------------------------------------------------------------------------------
     def forward(self, observations: torch.Tensor) -> torch.Tensor:

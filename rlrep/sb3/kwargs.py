@@ -22,6 +22,8 @@ def policy_kwargs(
     encoder_kwargs: dict[str, Any] | None = None,
     method_kwargs: dict[str, Any] | None = None,
     augmentation_kwargs: dict[str, Any] | None = None,
+    pretrained: str | None = None,
+    freeze: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3's SAC, TD3, DQN, PPO and A2C (``"CnnPolicy"``) that train an
@@ -38,6 +40,10 @@ def policy_kwargs(
     :param image_size: side the encoder sees (default: 84% of the frame for ``crop``, 100 → 84).
     :param rl_view: ``"augmented"`` (RAD/DrQ/CURL) or ``"deterministic"`` input for the RL loss;
         the latter keeps PPO's importance ratios exact (DrAC, Raileanu et al. 2021).
+    :param pretrained: path of a ``rlrep pretrain`` checkpoint whose encoder is loaded (its
+        config and weights are read now and kept in these kwargs, so saved models are
+        self-contained).
+    :param freeze: keep that encoder fixed (``True``) or fine-tune it (``False``).
     :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
     :raises ValueError: unknown method, augmentation or encoder (image checks happen when SB3
         builds the policy and sees the observation space).
@@ -49,6 +55,12 @@ def policy_kwargs(
     if encoder not in encoder_lib.ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(encoder_lib.ENCODERS)}")
     augment_lib.make(augmentation)  # fails early on an unknown name
+    if pretrained is not None:
+        from rlrep.pretrain import load_checkpoint
+
+        # The weights travel inside the kwargs, so a saved SB3 model does not depend on the file.
+        ckpt = load_checkpoint(pretrained)
+        pretrained = {"config": ckpt["config"], "encoder": ckpt["encoder"]}
     if aux_weight < 0:
         raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
     return {
@@ -63,6 +75,8 @@ def policy_kwargs(
             "encoder_kwargs": encoder_kwargs,
             "method_kwargs": method_kwargs,
             "augmentation_kwargs": augmentation_kwargs,
+            "pretrained": pretrained,
+            "freeze": freeze,
         },
         **extra,
     }

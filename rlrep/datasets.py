@@ -1,0 +1,274 @@
+"""Image datasets for pretraining and probes, as uint8 ``(N, C, H, W)`` tensors in memory.
+
+``load_dataset(spec, data_dir)`` with ``spec`` one of:
+
+- ``digits`` — scikit-learn's 8×8 digits (embedded), upscaled ×4 to 3×32×32; labels 0–9.
+- ``cifar10`` / ``cifar100`` — the python pickle batches (``cifar-10-batches-py/data_batch_1..5``,
+  ``test_batch``; ``cifar-100-python/train``, ``test``) under ``data_dir``.
+- ``stl10`` — the binary files (``stl10_binary/train_X.bin``, ``train_y.bin``, ``test_X.bin``,
+  ``test_y.bin``, ``unlabeled_X.bin``) under ``data_dir``; 3×96×96.
+- ``folder:PATH`` — one sub-folder per class of image files (PNG/JPEG), resized to ``image_size``.
+- ``npz:PATH`` — arrays ``images`` (N, C, H, W) or (N, H, W, C) uint8, optional ``labels``/``states``.
+- ``dmc:TASK`` — frames rendered from ``envs.make_dmc`` under a random policy, with their
+  proprioceptive states as regression targets; cached to ``data_dir/dmc-TASK-….npz``.
+
+Nothing is downloaded: a missing or corrupt file raises :class:`DatasetError` naming the file
+expected and where.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["Dataset", "DatasetError", "load_dataset"]
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, unreadable or malformed."""
+
+
+@dataclass
+class Dataset:
+    """``train``/``test`` images ``(N, C, H, W)`` uint8; ``*_labels`` ``(N,)`` int64 or None;
+    ``*_states`` ``(N, S)`` float32 regression targets or None."""
+
+    name: str
+    train: torch.Tensor
+    test: torch.Tensor
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+    train_states: torch.Tensor | None = None
+    test_states: torch.Tensor | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.shape[1:])
+
+
+def _split(images, labels=None, states=None, test_fraction=0.2, seed=0, name=""):
+    n = len(images)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = max(1, int(n * test_fraction))
+    te, tr = perm[:n_test], perm[n_test:]
+
+    def pick(x, idx):
+        return None if x is None else x[idx]
+
+    return Dataset(
+        name,
+        images[tr],
+        images[te],
+        pick(labels, tr),
+        pick(labels, te),
+        pick(states, tr),
+        pick(states, te),
+    )
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise DatasetError(
+            f"{what}: expected {path} (nothing is downloaded; put the file there or pass --data-dir)"
+        )
+    return path
+
+
+def _unpickle(path: Path, what: str) -> dict:
+    try:
+        with open(_need(path, what), "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except DatasetError:
+        raise
+    except Exception as err:
+        raise DatasetError(f"{what}: {path} is not a readable CIFAR python pickle ({err})") from err
+
+
+def _cifar_batches(
+    paths: list[Path], label_key: bytes, what: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for p in paths:
+        batch = _unpickle(p, what)
+        if b"data" not in batch or label_key not in batch:
+            raise DatasetError(
+                f"{what}: {p} lacks b'data' or {label_key!r}; is it a CIFAR python batch?"
+            )
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3072:
+            raise DatasetError(f"{what}: {p} data has shape {data.shape}, expected (N, 3072)")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+def _cifar(data_dir: Path, classes: int) -> Dataset:
+    if classes == 10:
+        root, what = data_dir / "cifar-10-batches-py", "cifar10"
+        train = [root / f"data_batch_{i}" for i in range(1, 6)]
+        test, key = [root / "test_batch"], b"labels"
+    else:
+        root, what = data_dir / "cifar-100-python", "cifar100"
+        train, test, key = [root / "train"], [root / "test"], b"fine_labels"
+    x, y = _cifar_batches(train, key, what)
+    xt, yt = _cifar_batches(test, key, what)
+    return Dataset(what, x, xt, y, yt)
+
+
+def _stl10_images(path: Path) -> torch.Tensor:
+    raw = np.fromfile(_need(path, "stl10"), dtype=np.uint8)
+    if raw.size % (3 * 96 * 96):
+        raise DatasetError(
+            f"stl10: {path} has {raw.size} bytes, not a whole number of 3×96×96 images"
+        )
+    # STL-10 stores each image column-major: (N, C, W, H) → (N, C, H, W).
+    return torch.from_numpy(raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2).copy())
+
+
+def _stl10(data_dir: Path) -> Dataset:
+    root = data_dir / "stl10_binary"
+    x, xt = _stl10_images(root / "train_X.bin"), _stl10_images(root / "test_X.bin")
+    y = torch.from_numpy(
+        np.fromfile(_need(root / "train_y.bin", "stl10"), dtype=np.uint8).astype(np.int64) - 1
+    )
+    yt = torch.from_numpy(
+        np.fromfile(_need(root / "test_y.bin", "stl10"), dtype=np.uint8).astype(np.int64) - 1
+    )
+    if len(y) != len(x) or len(yt) != len(xt):
+        raise DatasetError(
+            f"stl10: {len(x)} train images but {len(y)} labels, {len(xt)} test images but {len(yt)} labels"
+        )
+    unlabeled = root / "unlabeled_X.bin"
+    if unlabeled.exists():  # pretraining uses it; probes use the labelled splits
+        x = torch.cat([x, _stl10_images(unlabeled)])
+        y = torch.cat([y, torch.full((len(x) - len(y),), -1)])
+    return Dataset("stl10", x, xt, y, yt)
+
+
+def _folder(path: Path, image_size: int) -> Dataset:
+    from PIL import Image
+
+    root = _need(path, "folder")
+    classes = sorted(d for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise DatasetError(
+            f"folder: {root} has no class sub-folders (expected {root}/<class>/<image>.png)"
+        )
+    images, labels = [], []
+    for label, d in enumerate(classes):
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+                continue
+            try:
+                img = Image.open(f).convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+            except Exception as err:
+                raise DatasetError(f"folder: cannot read image {f} ({err})") from err
+            images.append(np.asarray(img).transpose(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise DatasetError(f"folder: no .png/.jpg images under {root}/<class>/")
+    return _split(torch.from_numpy(np.stack(images)), torch.tensor(labels), name=f"folder:{root}")
+
+
+def _npz(path: Path) -> Dataset:
+    try:
+        data = np.load(_need(path, "npz"))
+    except DatasetError:
+        raise
+    except Exception as err:
+        raise DatasetError(f"npz: {path} is not a readable .npz file ({err})") from err
+    if "images" not in data:
+        raise DatasetError(
+            f"npz: {path} has arrays {list(data.keys())}; expected 'images' (N, C, H, W) uint8"
+        )
+    images = np.asarray(data["images"])
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise DatasetError(
+            f"npz: 'images' must be uint8 (N, C, H, W), got {images.dtype} {images.shape}"
+        )
+    if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.transpose(0, 3, 1, 2)  # channels-last → channel-first
+    labels = (
+        torch.from_numpy(np.asarray(data["labels"], dtype=np.int64)) if "labels" in data else None
+    )
+    states = (
+        torch.from_numpy(np.asarray(data["states"], dtype=np.float32)) if "states" in data else None
+    )
+    return _split(
+        torch.from_numpy(np.ascontiguousarray(images)), labels, states, name=f"npz:{path}"
+    )
+
+
+def _dmc(task: str, data_dir: Path, image_size: int, frames: int, seed: int) -> Dataset:
+    cache = data_dir / f"dmc-{task}-{image_size}px-{frames}-seed{seed}.npz"
+    if not cache.exists():
+        import envs  # lazily: rlrep's core does not depend on envs
+
+        env = envs.make_dmc(task, image_size=image_size, frame_stack=1, seed=seed)
+        rng = np.random.default_rng(seed)
+        obs, info = env.reset(seed=seed)
+        images, states = [obs], [info["state"]]
+        while len(images) < frames:
+            obs, _, terminated, truncated, info = env.step(
+                rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            )
+            images.append(obs)
+            states.append(info["state"])
+            if terminated or truncated:
+                obs, info = env.reset()
+        env.close()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez_compressed(
+            tmp, images=np.stack(images), states=np.stack(states).astype(np.float32)
+        )
+        tmp.replace(cache)
+    ds = _npz(cache)
+    ds.name = f"dmc:{task}"
+    return ds
+
+
+def load_dataset(
+    spec: str,
+    data_dir: str | Path = "data",
+    image_size: int = 64,
+    dmc_frames: int = 5000,
+    seed: int = 0,
+) -> Dataset:
+    """Load the dataset named by ``spec`` (see the module docstring).
+
+    :param data_dir: where dataset files are looked for (and DMC frames cached).
+    :param image_size: side for ``folder:`` images and ``dmc:`` renders.
+    :raises DatasetError: missing or malformed files, or an unknown name.
+    """
+    data_dir = Path(data_dir)
+    kind, _, arg = spec.partition(":")
+    if spec == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = torch.from_numpy(d.images).float().mul(255.0 / 16.0).round().to(torch.uint8)
+        x = (
+            x.repeat_interleave(4, dim=1)
+            .repeat_interleave(4, dim=2)
+            .unsqueeze(1)
+            .repeat(1, 3, 1, 1)
+        )
+        return _split(x.contiguous(), torch.from_numpy(d.target), name="digits")
+    if spec in ("cifar10", "cifar100"):
+        return _cifar(data_dir, int(spec[5:]))
+    if spec == "stl10":
+        return _stl10(data_dir)
+    if kind == "folder" and arg:
+        return _folder(Path(arg), image_size)
+    if kind == "npz" and arg:
+        return _npz(Path(arg))
+    if kind == "dmc" and arg:
+        return _dmc(arg, data_dir, image_size, dmc_frames, seed)
+    raise DatasetError(
+        f"unknown dataset {spec!r}; valid: digits, cifar10, cifar100, stl10, folder:PATH, npz:PATH, dmc:TASK"
+    )
