@@ -1,0 +1,119 @@
+"""Dataset readers on small files fabricated in the real formats; clear errors otherwise."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from rlrep.datasets import DatasetError, load_dataset
+
+
+def test_digits_is_embedded():
+    ds = load_dataset("digits")
+    assert ds.train.shape[1:] == (3, 32, 32) and ds.train.dtype == torch.uint8
+    assert len(ds.train) + len(ds.test) == 1797 and set(ds.train_labels.tolist()) == set(range(10))
+
+
+def write_cifar(root, files, label_key, n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    expected = {}
+    for name in files:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).tolist()
+        with open(root / name, "wb") as f:
+            pickle.dump({b"data": data, label_key: labels, b"batch_label": b"x"}, f)
+        expected[name] = (data.reshape(n, 3, 32, 32), labels)
+    return expected
+
+
+def test_cifar10_and_cifar100_pickles(tmp_path):
+    exp = write_cifar(
+        tmp_path / "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+        b"labels",
+    )
+    ds = load_dataset("cifar10", tmp_path)
+    assert ds.train.shape == (30, 3, 32, 32) and ds.test.shape == (6, 3, 32, 32)
+    assert np.array_equal(ds.train[6:12].numpy(), exp["data_batch_2"][0])
+    assert ds.test_labels.tolist() == exp["test_batch"][1]
+    exp = write_cifar(tmp_path / "cifar-100-python", ["train", "test"], b"fine_labels")
+    ds = load_dataset("cifar100", tmp_path)
+    assert (
+        np.array_equal(ds.train.numpy(), exp["train"][0])
+        and ds.train_labels.tolist() == exp["train"][1]
+    )
+
+
+def test_cifar_missing_and_corrupt_files_name_the_file(tmp_path):
+    with pytest.raises(DatasetError, match=r"cifar-10-batches-py/data_batch_1"):
+        load_dataset("cifar10", tmp_path)
+    write_cifar(tmp_path / "cifar-100-python", ["train", "test"], b"fine_labels")
+    (tmp_path / "cifar-100-python" / "test").write_bytes(b"not a pickle")
+    with pytest.raises(DatasetError, match="not a readable CIFAR"):
+        load_dataset("cifar100", tmp_path)
+
+
+def test_stl10_binary_is_column_major(tmp_path):
+    root = tmp_path / "stl10_binary"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 3, 96, 96), dtype=np.uint8)  # (N, C, H, W)
+    images.transpose(0, 1, 3, 2).tofile(root / "train_X.bin")  # STL-10 stores (N, C, W, H)
+    np.array([1, 10, 5], np.uint8).tofile(root / "train_y.bin")
+    images[:2].transpose(0, 1, 3, 2).tofile(root / "test_X.bin")
+    np.array([2, 3], np.uint8).tofile(root / "test_y.bin")
+    ds = load_dataset("stl10", tmp_path)
+    assert np.array_equal(ds.train.numpy(), images) and ds.train_labels.tolist() == [0, 9, 4]
+    (root / "test_X.bin").write_bytes(b"\x00" * 100)
+    with pytest.raises(DatasetError, match="not a whole number"):
+        load_dataset("stl10", tmp_path)
+
+
+def test_folder_of_class_subfolders(tmp_path):
+    from PIL import Image
+
+    for cls, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+        (tmp_path / cls).mkdir()
+        for i in range(5):
+            Image.new("RGB", (20, 12), colour).save(tmp_path / cls / f"{i}.png")
+    ds = load_dataset(f"folder:{tmp_path}", image_size=16)
+    images = torch.cat([ds.train, ds.test])
+    labels = torch.cat([ds.train_labels, ds.test_labels])
+    assert images.shape == (10, 3, 16, 16)
+    assert (images[labels == 0][:, 0] == 255).all() and (images[labels == 1][:, 2] == 255).all()
+    with pytest.raises(DatasetError, match="no class sub-folders"):
+        load_dataset(f"folder:{tmp_path / 'cat'}")
+
+
+def test_npz_channels_last_labels_and_states(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    np.savez(
+        tmp_path / "d.npz",
+        images=images,
+        labels=np.arange(10) % 2,
+        states=np.arange(20, dtype=np.float32).reshape(10, 2),
+    )
+    ds = load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    assert ds.train.shape[1:] == (3, 8, 8) and ds.train_states.shape[1] == 2
+    np.savez(tmp_path / "bad.npz", pixels=images)
+    with pytest.raises(DatasetError, match="expected 'images'"):
+        load_dataset(f"npz:{tmp_path / 'bad.npz'}")
+    with pytest.raises(DatasetError, match="expected .*missing.npz"):
+        load_dataset(f"npz:{tmp_path / 'missing.npz'}")
+
+
+def test_dmc_frames_are_rendered_once_and_cached(tmp_path):
+    ds = load_dataset("dmc:cartpole-swingup", tmp_path, image_size=16, dmc_frames=30)
+    assert ds.train.shape[1:] == (3, 16, 16) and ds.train_states.shape[1] == 5
+    assert len(ds.train) + len(ds.test) == 30
+    cache = next(tmp_path.glob("dmc-cartpole-swingup-*.npz"))
+    mtime = cache.stat().st_mtime
+    again = load_dataset("dmc:cartpole-swingup", tmp_path, image_size=16, dmc_frames=30)
+    assert cache.stat().st_mtime == mtime and torch.equal(again.train, ds.train)
+
+
+def test_unknown_dataset():
+    with pytest.raises(DatasetError, match="valid: digits, cifar10"):
+        load_dataset("imagenet")

@@ -1,0 +1,192 @@
+"""Pretraining: resume equals an uninterrupted run, checkpoints, CLI, pretrained encoders in SAC."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import SAC
+
+import envs
+from rlrep.pretrain import load_checkpoint, pretrain
+from rlrep.sb3 import policy_kwargs
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "encoder_kwargs": {"num_filters": 8, "num_layers": 2, "features_dim": 16},
+    "batch_size": 128,
+    "progress": False,
+}
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "moco"])
+def test_resume_equals_uninterrupted_run(method, tmp_path):
+    full = pretrain(method=method, epochs=2, out=tmp_path / "full", **TINY)
+    pretrain(method=method, epochs=1, out=tmp_path / "part", **TINY)
+    resumed = pretrain(method=method, epochs=2, out=tmp_path / "part", resume=True, **TINY)
+    a, b = (
+        load_checkpoint(tmp_path / "full" / "checkpoint.pt"),
+        load_checkpoint(tmp_path / "part" / "checkpoint.pt"),
+    )
+    assert a["method"].keys() == b["method"].keys()
+    assert all(torch.equal(a["method"][k], b["method"][k]) for k in a["method"])
+    assert [r["loss"] for r in full] == [r["loss"] for r in resumed]
+    assert not list((tmp_path / "part").glob("*.tmp"))
+
+
+def test_checkpoint_contents_and_refusal_to_overwrite(tmp_path):
+    history = pretrain(epochs=1, out=tmp_path / "r", **TINY)
+    assert 0.0 <= history[0]["knn_top1"] <= 1.0 and history[0]["images_per_s"] > 0
+    ckpt = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert ckpt["config"]["view_shape"] == [3, 32, 32] and ckpt["epoch"] == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        pretrain(epochs=1, out=tmp_path / "r", **TINY)
+    with pytest.raises(ValueError, match="not an rlrep pretraining checkpoint"):
+        torch.save({"weights": 1}, tmp_path / "x.pt")
+        load_checkpoint(tmp_path / "x.pt")
+
+
+@pytest.mark.slow
+def test_cli_pretrain_and_probe(tmp_path):
+    run = [sys.executable, "-m", "rlrep.cli"]
+    result = subprocess.run(
+        [
+            *run,
+            "pretrain",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "128",
+            "--out",
+            str(tmp_path / "p"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run(
+        [*run, "probe", str(tmp_path / "p" / "checkpoint.pt")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert (
+        result.returncode == 0
+        and '"linear_top1"' in result.stdout
+        and '"knn_top1"' in result.stdout
+    )
+    missing = subprocess.run(
+        [
+            *run,
+            "pretrain",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "c"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert missing.returncode == 2 and "cifar-10-batches-py/data_batch_1" in missing.stderr
+
+
+def env_frames(tmp_path, n=200):
+    env = envs.PointMassPixels(image_size=24, frame_stack=3, random_target=True)
+    frames, states = [], []
+    obs, info = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        frames.append(obs)
+        states.append(info["state"])
+        obs, _, _, truncated, info = env.step(rng.uniform(-1, 1, 2))
+        if truncated:
+            obs, info = env.reset()
+    path = tmp_path / "frames.npz"
+    np.savez(path, images=np.stack(frames), states=np.stack(states))
+    return path
+
+
+def test_pretrained_encoder_into_sac_frozen_or_fine_tuned(tmp_path):
+    data = env_frames(tmp_path)
+    pretrain(
+        method="curl",
+        dataset=f"npz:{data}",
+        augmentation="crop",
+        augmentation_kwargs={"size": 20},
+        epochs=1,
+        out=tmp_path / "p",
+        **{**TINY, "batch_size": 32},
+    )
+    ckpt_path = tmp_path / "p" / "checkpoint.pt"
+    weights = load_checkpoint(ckpt_path)["encoder"]
+
+    def model(freeze):
+        env = envs.PointMassPixels(image_size=24, frame_stack=3)
+        return SAC(
+            "CnnPolicy",
+            env,
+            buffer_size=200,
+            learning_starts=20,
+            batch_size=8,
+            seed=0,
+            policy_kwargs=policy_kwargs(pretrained=ckpt_path, freeze=freeze, net_arch=[16]),
+        )
+
+    frozen = model(freeze=True)
+    for net in (frozen.actor, frozen.critic, frozen.critic_target):
+        enc = net.features_extractor.encoder.state_dict()
+        assert all(torch.equal(enc[k], weights[k]) for k in weights)
+    heads_before = [p.clone() for p in frozen.critic.q_networks[0].parameters()]
+    frozen.learn(40)
+    enc = frozen.critic.features_extractor.encoder.state_dict()
+    assert all(torch.equal(enc[k], weights[k]) for k in weights)  # frozen
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(heads_before, frozen.critic.q_networks[0].parameters(), strict=True)
+    )
+    tuned = model(freeze=False)
+    tuned.learn(40)
+    enc = tuned.critic.features_extractor.encoder.state_dict()
+    assert any(not torch.equal(enc[k], weights[k]) for k in weights)  # fine-tuned
+    # The saved model carries the encoder: it loads without the checkpoint file.
+    frozen.save(tmp_path / "sac.zip")
+    ckpt_path.unlink()
+    loaded = SAC.load(tmp_path / "sac.zip")
+    assert torch.equal(
+        loaded.critic.features_extractor.encoder.fc.weight,
+        frozen.critic.features_extractor.encoder.fc.weight,
+    )
+
+
+def test_pretrained_errors(tmp_path):
+    data = env_frames(tmp_path, n=60)
+    pretrain(
+        method="curl",
+        dataset=f"npz:{data}",
+        augmentation="crop",
+        augmentation_kwargs={"size": 16},
+        epochs=1,
+        out=tmp_path / "p",
+        **{**TINY, "batch_size": 16},
+    )
+    env = envs.PointMassPixels(image_size=24, frame_stack=3)
+    with pytest.raises(ValueError, match=r"trained on views of shape \(9, 16, 16\)"):
+        SAC(
+            "CnnPolicy",
+            env,
+            policy_kwargs=policy_kwargs(pretrained=tmp_path / "p" / "checkpoint.pt"),
+        )
+    with pytest.raises(ValueError, match="freeze=True needs pretrained"):
+        SAC("CnnPolicy", env, policy_kwargs=policy_kwargs(freeze=True))
+    with pytest.raises(ValueError, match="no checkpoint at"):
+        policy_kwargs(pretrained=tmp_path / "nope.pt")
