@@ -100,7 +100,7 @@ def test_npz_channels_last_labels_and_states(tmp_path):
     np.savez(tmp_path / "bad.npz", pixels=images)
     with pytest.raises(DatasetError, match="expected 'images'"):
         load_dataset(f"npz:{tmp_path / 'bad.npz'}")
-    with pytest.raises(DatasetError, match="expected .*missing.npz"):
+    with pytest.raises(DatasetError, match=r"expected .*missing\.npz"):
         load_dataset(f"npz:{tmp_path / 'missing.npz'}")
 
 

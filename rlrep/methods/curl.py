@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rlrep.distributed import gather
 from rlrep.losses import contrastive_accuracy, info_nce_logits
 from rlrep.methods.base import AuxOutput, Method
 from rlrep.methods.ema import make_target, update_momentum
@@ -48,7 +49,7 @@ class CURL(Method):
         query = self.encoder(view_a) if features_a is None else features_a
         with torch.no_grad():
             key = self.key_encoder(view_b)
-        logits = info_nce_logits(query, key, self.W)
+        logits = info_nce_logits(gather(query), gather(key), self.W)  # negatives from all ranks
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss = nn.functional.cross_entropy(logits, labels)
         metrics = {

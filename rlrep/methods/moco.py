@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlrep.distributed import gather
 from rlrep.losses import contrastive_accuracy, moco_logits
 from rlrep.methods.base import AuxOutput, Method
 from rlrep.methods.ema import make_target, update_momentum
@@ -63,7 +64,7 @@ class MoCo(Method):
         labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         loss = F.cross_entropy(logits, labels)
         if self.training:
-            self._enqueue(key)
+            self._enqueue(gather(key))  # every rank enqueues all ranks' keys: queues stay equal
         metrics = {
             "accuracy": contrastive_accuracy(logits.detach(), labels),
             "feature_std": feature_std(features.detach()),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rlrep.distributed import gather
 from rlrep.losses import barlow_twins, contrastive_accuracy, nt_xent_logits, vicreg
 from rlrep.methods.base import AuxOutput, Method, features_dim_of
 from rlrep.methods.heads import mlp
@@ -21,10 +22,11 @@ class _SharedProjection(Method):
         self.projector = projector
 
     def embed(self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None):
-        """Features of both views (see :meth:`encode_pair`) and their projections z_a, z_b."""
+        """Features of both views (see :meth:`encode_pair`) and their projections z_a, z_b,
+        gathered from all ranks under ``torchrun`` (batch statistics and negatives are global)."""
         features = self.encode_pair(view_a, view_b, features_a)
         z_a, z_b = self.projector(features).chunk(2)
-        return features, z_a, z_b
+        return features, gather(z_a), gather(z_b)
 
 
 class SimCLR(_SharedProjection):

@@ -1,0 +1,83 @@
+"""Two processes (gloo, CPU) give the loss and gradients of one process on the same global batch."""
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import rlrep.encoders as E
+import rlrep.methods as M
+from rlrep.distributed import gather
+
+METHODS = ["simclr", "curl", "moco"]  # heads without BatchNorm (SyncBatchNorm needs CUDA)
+
+
+def build(method):
+    torch.manual_seed(0)
+    encoder = E.PixelEncoder((3, 12, 12), features_dim=8, num_layers=2, num_filters=4)
+    kwargs = {"queue_size": 32, "hidden_dim": 16, "out_dim": 8} if method == "moco" else {}
+    if method == "simclr":
+        kwargs = {"hidden_dim": 16, "out_dim": 8}
+    return M.make(method, encoder, **kwargs)
+
+
+def global_views(n=8):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 3, 12, 12, generator=g), torch.rand(n, 3, 12, 12, generator=g)
+
+
+def worker(rank, world, method, path):
+    # A file rendezvous (no TCP port to pick and race for); gloo itself talks over loopback.
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group(
+        "gloo", init_method=f"file://{path}/rendezvous", rank=rank, world_size=world
+    )
+    try:
+        model = DDP(build(method))
+        a, b = global_views()
+        n = len(a) // world
+        out = model(a[rank * n : (rank + 1) * n], b[rank * n : (rank + 1) * n])
+        out.loss.backward()
+        x = torch.arange(3.0, requires_grad=True) * (rank + 1)
+        (gather(x) * torch.arange(6.0)).sum().backward()  # d/dx of Σ_ranks Σ_i i·g_i
+        torch.save(
+            {
+                "loss": out.loss.detach(),
+                "grads": {
+                    k: p.grad for k, p in model.module.named_parameters() if p.grad is not None
+                },
+                "queue": getattr(model.module, "queue", None),
+            },
+            os.path.join(path, f"rank{rank}.pt"),
+        )
+        dist.barrier()  # both ranks done before either tears the group down
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_two_ranks_match_one_process_on_the_global_batch(method, tmp_path):
+    mp.spawn(worker, args=(2, method, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    single = build(method)
+    a, b = global_views()
+    out = single(a, b)
+    out.loss.backward()
+    losses = torch.stack([r["loss"] for r in ranks])
+    if method == "moco":  # each rank averages its own queries; DDP averages the ranks
+        torch.testing.assert_close(losses.mean(), out.loss.detach())
+        torch.testing.assert_close(ranks[0]["queue"], single.queue)  # all ranks' keys enqueued
+        torch.testing.assert_close(ranks[1]["queue"], single.queue)
+    else:  # every rank computes the global loss
+        torch.testing.assert_close(losses, out.loss.detach().expand(2))
+    grads = {k: p.grad for k, p in single.named_parameters() if p.grad is not None}
+    for r in ranks:
+        assert r["grads"].keys() == grads.keys()
+        for k in grads:
+            torch.testing.assert_close(
+                r["grads"][k], grads[k], atol=1e-6, rtol=1e-4, msg=f"{method} {k}"
+            )
