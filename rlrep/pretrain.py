@@ -1,5 +1,10 @@
 """Self-supervised pretraining of an rlrep encoder on an image dataset; checkpoints and probes.
 
+Under ``torchrun --nproc_per_node N`` the same call runs data-parallel: every rank takes its
+slice of each global batch, DDP averages gradients, embeddings are gathered across ranks with
+their gradients (:mod:`rlrep.distributed`), BatchNorm is synchronised on CUDA, and rank 0
+evaluates and writes the checkpoint.
+
 ``pretrain(method="simclr", dataset="digits", epochs=50, out="runs/digits")`` trains
 augment → encoder → method → loss with Adam, evaluates a probe after every epoch (kNN top-1 for
 labelled data, linear state R² for ``dmc:`` frames) and writes ``checkpoint.pt`` atomically each
@@ -21,6 +26,7 @@ from typing import Any
 import torch
 
 import rlrep.augment as augment_lib
+import rlrep.distributed as dist_lib
 import rlrep.encoders as encoder_lib
 import rlrep.methods as method_lib
 from rlrep.datasets import Dataset, load_dataset
@@ -117,6 +123,13 @@ def pretrain(
         if device == "auto" and torch.cuda.is_available()
         else ("cpu" if device == "auto" else device)
     )
+    started_group = _init_distributed(dev)
+    rank, world = dist_lib.rank(), dist_lib.world_size()
+    if world > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(dev)
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} must divide evenly over {world} processes")
     amp = dev.type == "cuda" if amp is None else amp
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
@@ -144,10 +157,18 @@ def pretrain(
         "batch_size": batch_size,
         "lr": lr,
         "seed": seed,
+        "world_size": world,
     }
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the same initial weights on every rank
     net = encoder_lib.make(encoder, view_shape, **config["encoder_kwargs"])
     model = method_lib.make(method, net, **config["method_kwargs"]).to(dev)
+    trained = model
+    if world > 1:
+        if dev.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -156,41 +177,45 @@ def pretrain(
         model.load_state_dict(ckpt["method"])
         optimizer.load_state_dict(ckpt["optimizer"])
         history, start_epoch = ckpt["history"], ckpt["epoch"]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=1))
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config, indent=1))
     n = len(ds.train)
-    batch_size = min(batch_size, n)
+    batch_size = min(batch_size, n - n % world)
     steps = n // batch_size  # the last partial batch is dropped
+    local = batch_size // world  # each rank takes its slice of every global batch
     for epoch in range(start_epoch, epochs):
         t0 = time.time()
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        aug_gen = torch.Generator(device=dev).manual_seed(seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)  # same order on all ranks
+        aug_seed = (seed * 100_003 + epoch) * 1009 + rank
+        aug_gen = torch.Generator(device=dev).manual_seed(aug_seed)
         order = torch.randperm(n, generator=gen)
         model.train()
         losses = []
-        bar = tqdm(
-            range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False
-        )
+        label = f"epoch {epoch + 1}/{epochs}"
+        bar = tqdm(range(steps), desc=label, disable=not progress or rank > 0, leave=False)
         for i in bar:
-            batch = ds.train[order[i * batch_size : (i + 1) * batch_size]].to(
-                dev, non_blocking=True
-            )
+            start = i * batch_size + rank * local
+            batch = ds.train[order[start : start + local]].to(dev, non_blocking=True)
             view_a, view_b = augment.random(batch, aug_gen), augment.random(batch, aug_gen)
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-                result = model(view_a, view_b)
+                result = trained(view_a, view_b)
             optimizer.zero_grad(set_to_none=True)
             result.loss.float().backward()
             optimizer.step()
             model.update_targets()
             losses.append(result.loss.detach())
-        row = {
-            "epoch": epoch + 1,
-            "loss": torch.stack(losses).mean().item(),
-            "seconds": round(time.time() - t0, 2),
-        }
-        row.update(evaluate(model.encoder, augment, ds, dev))
-        row["images_per_s"] = round(steps * batch_size / row["seconds"], 1)
+        epoch_loss = torch.stack(losses).mean()
+        if world > 1:  # report the mean over ranks
+            torch.distributed.all_reduce(epoch_loss)
+            epoch_loss /= world
+        seconds = round(time.time() - t0, 2)
+        row = {"epoch": epoch + 1, "loss": epoch_loss.item(), "seconds": seconds}
+        row["images_per_s"] = round(steps * batch_size / seconds, 1)
         history.append(row)
+        if rank > 0:  # rank 0 evaluates and writes the checkpoint
+            continue
+        row.update(evaluate(model.encoder, augment, ds, dev))
         _save(ckpt_path, {
             "format": CHECKPOINT_FORMAT,
             "config": config,
@@ -204,7 +229,18 @@ def pretrain(
             f"{k} {v:.4f}" for k, v in row.items() if k in ("loss", "knn_top1", "state_r2")
         )
         print(f"epoch {epoch + 1:3d}/{epochs}  {metrics}  ({row['seconds']:.1f} s)", flush=True)
+    if started_group:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return history
+
+
+def _init_distributed(device: torch.device) -> bool:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1); True if started here."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
+        return False
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
 
 
 def probe(

@@ -1,5 +1,6 @@
 """Pretraining: resume equals an uninterrupted run, checkpoints, CLI, pretrained encoders in SAC."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,39 @@ def test_pretrained_errors(tmp_path):
         SAC("CnnPolicy", env, policy_kwargs=policy_kwargs(freeze=True))
     with pytest.raises(ValueError, match="no checkpoint at"):
         policy_kwargs(pretrained=tmp_path / "nope.pt")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_pretrain(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "rlrep.cli",
+    ]
+    cmd += [
+        "pretrain",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--out",
+        str(tmp_path / "ddp"),
+        "--no-progress",
+    ]
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    assert ckpt["config"]["world_size"] == 2 and ckpt["epoch"] == 1
+    assert result.stdout.count("epoch   1/1") == 1  # rank 0 alone reports
