@@ -8,6 +8,7 @@
   pre-augmented views (target on a GPU: ≥ 0.9×), measured in alternating rounds.
 
 Usage: ``python experiments/bench_pretrain.py [--epochs 30] [--dmc-task cartpole-swingup]``
+(5,000 DMC frames at 64×64 are rendered on first use and cached in ``--data-dir``.)
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--dmc-task", default="cartpole-swingup")
-    parser.add_argument("--dmc-frames", type=int, default=3000)
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()

@@ -9,8 +9,9 @@
   ``test_y.bin``, ``unlabeled_X.bin``) under ``data_dir``; 3×96×96.
 - ``folder:PATH`` — one sub-folder per class of image files (PNG/JPEG), resized to ``image_size``.
 - ``npz:PATH`` — arrays ``images`` (N, C, H, W) or (N, H, W, C) uint8, optional ``labels``/``states``.
-- ``dmc:TASK`` — frames rendered from ``envs.make_dmc`` under a random policy, with their
-  proprioceptive states as regression targets; cached to ``data_dir/dmc-TASK-….npz``.
+- ``dmc:TASK`` — observations rendered from ``envs.make_dmc`` under a random policy (3 stacked
+  frames, as the RL envs give them), with their proprioceptive states as regression targets;
+  cached to ``data_dir/dmc-TASK-….npz``.
 
 Nothing is downloaded: a missing or corrupt file raises :class:`DatasetError` naming the file
 expected and where.
@@ -203,12 +204,14 @@ def _npz(path: Path) -> Dataset:
     )
 
 
-def _dmc(task: str, data_dir: Path, image_size: int, frames: int, seed: int) -> Dataset:
-    cache = data_dir / f"dmc-{task}-{image_size}px-{frames}-seed{seed}.npz"
+def _dmc(
+    task: str, data_dir: Path, image_size: int, frames: int, seed: int, frame_stack: int = 3
+) -> Dataset:
+    cache = data_dir / f"dmc-{task}-{image_size}px-stack{frame_stack}-{frames}-seed{seed}.npz"
     if not cache.exists():
         import envs  # lazily: rlrep's core does not depend on envs
 
-        env = envs.make_dmc(task, image_size=image_size, frame_stack=1, seed=seed)
+        env = envs.make_dmc(task, image_size=image_size, frame_stack=frame_stack, seed=seed)
         rng = np.random.default_rng(seed)
         obs, info = env.reset(seed=seed)
         images, states = [obs], [info["state"]]

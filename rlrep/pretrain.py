@@ -39,7 +39,7 @@ CHECKPOINT_FORMAT = "rlrep-pretrain/1"
 
 def default_augmentation(ds: Dataset) -> tuple[str, dict[str, Any]]:
     """The SimCLR recipe for images (no blur below 64 px, as SimCLR on CIFAR), CURL's crop for
-    DMC frames (84% of the side, like 100 → 84)."""
+    DMC observations (84% of the side, like 100 → 84; frame stacks keep one crop per sample)."""
     side = ds.image_shape[1]
     if ds.name.startswith("dmc:"):
         return "crop", {"size": round(0.84 * side)}

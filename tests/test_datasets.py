@@ -106,7 +106,7 @@ def test_npz_channels_last_labels_and_states(tmp_path):
 
 def test_dmc_frames_are_rendered_once_and_cached(tmp_path):
     ds = load_dataset("dmc:cartpole-swingup", tmp_path, image_size=16, dmc_frames=30)
-    assert ds.train.shape[1:] == (3, 16, 16) and ds.train_states.shape[1] == 5
+    assert ds.train.shape[1:] == (9, 16, 16) and ds.train_states.shape[1] == 5  # 3 stacked frames
     assert len(ds.train) + len(ds.test) == 30
     cache = next(tmp_path.glob("dmc-cartpole-swingup-*.npz"))
     mtime = cache.stat().st_mtime
