@@ -22,14 +22,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-CURL_TASKS = [
-    "finger-spin",
-    "cartpole-swingup",
-    "reacher-easy",
-    "cheetah-run",
-    "walker-walk",
-    "ball_in_cup-catch",
-]
+from envs import CURL_TASKS
 
 
 def run_dir(out: Path, agent: str, task: str, seed: int) -> Path:
@@ -94,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/dmc")
     parser.add_argument("--agent", default="curl-sac")
-    parser.add_argument("--tasks", nargs="+", default=CURL_TASKS)
+    parser.add_argument("--tasks", nargs="+", default=list(CURL_TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument(
         "--frames",

@@ -80,12 +80,16 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _literal(text: str):
+    """``"128"`` → 128, ``"1e-3"`` → 0.001, ``"true"`` → True, anything else stays a string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
     for cast in (int, float):
         try:
             return cast(text)
         except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
+            continue
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

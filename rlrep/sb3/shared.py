@@ -92,24 +92,12 @@ def _require_representation_extractor(policy: Any) -> None:
         )
 
 
-class _TargetAugmentsWhileTraining:
-    def set_training_mode(self, mode: bool) -> None:
-        super().set_training_mode(mode)
-        # Targets stay in eval mode, but their input view follows training (random crops of
-        # next_obs while training, as CURL/DrQ): only the augmentation's mode is switched.
-        self.critic_target.features_extractor.augment.train(mode)
-
-
-class SharedEncoderSACPolicy(_TargetAugmentsWhileTraining, SACPolicy):
-    """SAC policy with CURL/DrQ wiring (see the module docstring).
-
-    :param actor_head: give the actor its own Linear + LayerNorm head (CURL) over the detached
-        conv features; ``False``: the actor reads the critic's features as they are.
-    """
+class _SharedEncoderPolicy:
+    """What the SAC and TD3 variants share: kwargs, the critic class, the targets' views."""
 
     def __init__(self, *args: Any, actor_head: bool = True, **kwargs: Any) -> None:
         self.actor_head = actor_head
-        kwargs["share_features_extractor"] = False
+        kwargs["share_features_extractor"] = False  # the sharing is done here
         super().__init__(*args, **kwargs)
 
     def make_critic(
@@ -117,6 +105,23 @@ class SharedEncoderSACPolicy(_TargetAugmentsWhileTraining, SACPolicy):
     ) -> ContinuousCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
         return _SharedEncoderCritic(**critic_kwargs).to(self.device)
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)
+        # Targets stay in eval mode, but their input view follows training (random crops of
+        # next_obs while training, as CURL/DrQ): only the augmentation's mode is switched.
+        self.critic_target.features_extractor.augment.train(mode)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "actor_head": self.actor_head}
+
+
+class SharedEncoderSACPolicy(_SharedEncoderPolicy, SACPolicy):
+    """SAC policy with CURL/DrQ wiring (see the module docstring).
+
+    :param actor_head: give the actor its own Linear + LayerNorm head (CURL) over the detached
+        conv features; ``False``: the actor reads the critic's features as they are.
+    """
 
     def _build(self, lr_schedule) -> None:
         _require_representation_extractor(self)
@@ -134,24 +139,10 @@ class SharedEncoderSACPolicy(_TargetAugmentsWhileTraining, SACPolicy):
         )
         self.critic_target.set_training_mode(False)
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "actor_head": self.actor_head}
 
-
-class SharedEncoderTD3Policy(_TargetAugmentsWhileTraining, TD3Policy):
+class SharedEncoderTD3Policy(_SharedEncoderPolicy, TD3Policy):
     """TD3 policy with CURL/DrQ wiring: the critic's encoder is trained by the critic (+ aux)
     loss; actor and target actor read the critic's and the target critic's encoders detached."""
-
-    def __init__(self, *args: Any, actor_head: bool = True, **kwargs: Any) -> None:
-        self.actor_head = actor_head
-        kwargs["share_features_extractor"] = False
-        super().__init__(*args, **kwargs)
-
-    def make_critic(
-        self, features_extractor: BaseFeaturesExtractor | None = None
-    ) -> ContinuousCritic:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return _SharedEncoderCritic(**critic_kwargs).to(self.device)
 
     def _build(self, lr_schedule) -> None:
         _require_representation_extractor(self)
@@ -172,6 +163,3 @@ class SharedEncoderTD3Policy(_TargetAugmentsWhileTraining, TD3Policy):
         )
         self.actor_target.set_training_mode(False)
         self.critic_target.set_training_mode(False)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "actor_head": self.actor_head}
