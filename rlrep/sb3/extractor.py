@@ -136,7 +136,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             )
         augment = augment_lib.make(augmentation, **aug_kwargs)
         with torch.no_grad():
-            view_shape = augment.eval()(torch.zeros(1, c, h, w, dtype=torch.uint8)).shape[1:]
+            view_shape = augment.deterministic(torch.zeros(1, c, h, w, dtype=torch.uint8)).shape[1:]
         if checkpoint is not None and tuple(checkpoint["config"]["view_shape"]) != tuple(
             view_shape
         ):
