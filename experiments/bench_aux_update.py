@@ -60,6 +60,36 @@ def build(policy, method: str | None, device: str, batch_size: int) -> SAC:
     return model
 
 
+def resolve_device(arg: str) -> tuple[str, str]:
+    """(device, printable name) for ``--device`` (``auto``: CUDA when present)."""
+    device = (
+        "cuda" if arg == "auto" and torch.cuda.is_available() else ("cpu" if arg == "auto" else arg)
+    )
+    on_gpu = device.startswith("cuda")
+    return (
+        device,
+        torch.cuda.get_device_name() if on_gpu else f"CPU ({torch.get_num_threads()} threads)",
+    )
+
+
+def median_update_times(
+    models: dict[str, SAC], rounds: int, gradient_steps: int, batch_size: int, device: str
+) -> dict[str, float]:
+    """Median seconds per gradient step of each model, timed in alternating rounds (round 0
+    warms up), so machine noise hits all of them alike."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    times: dict[str, list[float]] = {key: [] for key in models}
+    for round_ in range(rounds + 1):
+        for key, model in models.items():
+            sync()
+            start = time.perf_counter()
+            model.train(gradient_steps=gradient_steps, batch_size=batch_size)
+            sync()
+            if round_ > 0:
+                times[key].append((time.perf_counter() - start) / gradient_steps)
+    return {key: statistics.median(ts) for key, ts in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="curl")
@@ -68,17 +98,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = (
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    name = (
-        torch.cuda.get_device_name()
-        if device.startswith("cuda")
-        else f"CPU ({torch.get_num_threads()} threads)"
-    )
+    device, name = resolve_device(args.device)
     print(
         f"SAC update, batch {args.batch_size}, 9×100×100 → crop 84, CURL encoder, hidden 1024, on {name}"
     )
@@ -89,16 +109,10 @@ def main() -> None:
     ):
         plain = build(policy, None, device, args.batch_size)
         aux = build(policy, args.method, device, args.batch_size)
-        times: dict[str, list[float]] = {"plain": [], "aux": []}
-        for round_ in range(args.rounds + 1):
-            for key, model in (("plain", plain), ("aux", aux)):
-                sync()
-                start = time.perf_counter()
-                model.train(gradient_steps=args.gradient_steps, batch_size=args.batch_size)
-                sync()
-                if round_ > 0:  # round 0 warms up
-                    times[key].append((time.perf_counter() - start) / args.gradient_steps)
-        p, a = statistics.median(times["plain"]), statistics.median(times["aux"])
+        t = median_update_times(
+            {"plain": plain, "aux": aux}, args.rounds, args.gradient_steps, args.batch_size, device
+        )
+        p, a = t["plain"], t["aux"]
         print(
             f"  {label:24s} plain {p * 1e3:8.2f} ms   +{args.method} {a * 1e3:8.2f} ms   ratio {a / p:.2f}×  (target ≤ 1.3×)"
         )

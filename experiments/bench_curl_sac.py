@@ -12,18 +12,15 @@ Usage: ``python experiments/bench_curl_sac.py [--batch-size 128] [--device auto]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import torch
 from stable_baselines3 import SAC
 
 from agents import CURLSAC, curl_sac_config
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_aux_update import FramesEnv  # the same synthetic replay data
+from bench_aux_update import FramesEnv, median_update_times, resolve_device  # same data and timing
 
 
 def main() -> None:
@@ -33,12 +30,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = (
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    device, name = resolve_device(args.device)
 
     cfg = curl_sac_config(
         "walker-walk", batch_size=args.batch_size, initial_steps=10**9, buffer_size=2000
@@ -55,21 +47,9 @@ def main() -> None:
     )
     for model in (curl, plain):
         model.learn(1000)  # random actions fill the buffers
-    times: dict[str, list[float]] = {"CURL-SAC": [], "SB3 SAC": []}
-    for round_ in range(args.rounds + 1):
-        for key, model in (("CURL-SAC", curl), ("SB3 SAC", plain)):
-            sync()
-            start = time.perf_counter()
-            model.train(gradient_steps=args.gradient_steps, batch_size=args.batch_size)
-            sync()
-            if round_ > 0:
-                times[key].append((time.perf_counter() - start) / args.gradient_steps)
-    name = (
-        torch.cuda.get_device_name()
-        if device.startswith("cuda")
-        else f"CPU ({torch.get_num_threads()} threads)"
-    )
-    c, p = statistics.median(times["CURL-SAC"]), statistics.median(times["SB3 SAC"])
+    models = {"CURL-SAC": curl, "SB3 SAC": plain}
+    t = median_update_times(models, args.rounds, args.gradient_steps, args.batch_size, device)
+    c, p = t["CURL-SAC"], t["SB3 SAC"]
     print(f"update time, batch {args.batch_size}, on {name}:")
     print(f"  SB3 SAC (CnnPolicy, NatureCNN on 100×100)  {p * 1e3:8.1f} ms")
     print(f"  CURL-SAC (crops 84, CURL loss + schedule)   {c * 1e3:8.1f} ms")
