@@ -9,24 +9,109 @@ photometric ones), so the policy sees at test time what it saw on average in tra
 from __future__ import annotations
 
 import abc
+import contextlib
+import contextvars
+import math
+import numbers
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 __all__ = [
+    "PIXEL_RANGE_TOLERANCE",
     "Augmentation",
+    "PixelRangeError",
     "Sampler",
     "check_images",
+    "check_pixel_range",
+    "check_probability",
+    "check_size_int",
     "frames_back",
     "from_float",
     "per_frame",
+    "pixel_range_checked",
     "repeat_frames",
     "to_float",
 ]
 
+#: Float pixels may overshoot [0, 1] by this much (rounding of resampling, ``/ 255`` in float16).
+PIXEL_RANGE_TOLERANCE = 1e-3
+
+_RANGE_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "rlrep_pixel_range_checked", default=False
+)
+
+
+class PixelRangeError(ValueError):
+    """Float images outside [0, 1] (e.g. raw 0–255 floats). ``low``/``high``: the values seen."""
+
+    def __init__(self, message: str, low: float, high: float) -> None:
+        super().__init__(message)
+        self.low, self.high = low, high
+
+
+def check_pixel_range(
+    x: torch.Tensor, name: str = "images", fix: str = "divide by 255 or pass uint8"
+) -> None:
+    """Raise :class:`PixelRangeError` if float images ``x`` hold values outside [0, 1].
+
+    One ``torch.aminmax`` pass and one host sync, for floating dtypes only (uint8 cannot be out
+    of range); skipped inside :func:`pixel_range_checked`. NaN pixels fail too.
+
+    :param x: ``(B, C, H, W)`` batch.
+    :param name: what the caller calls it, for the message.
+    :param fix: what the user should do, for the message.
+    """
+    if not x.is_floating_point() or x.numel() == 0 or _RANGE_CHECKED.get():
+        return
+    low, high = torch.stack(torch.aminmax(x.detach())).tolist()
+    tol = PIXEL_RANGE_TOLERANCE
+    if not (low >= -tol and high <= 1.0 + tol):  # written so that NaN fails
+        raise PixelRangeError(
+            f"{name}: expected uint8 images in [0, 255] or float images in [0, 1], got float "
+            f"values in [{low:g}, {high:g}]; {fix}",
+            low,
+            high,
+        )
+
+
+@contextlib.contextmanager
+def pixel_range_checked() -> Iterator[None]:
+    """Within this block :func:`check_pixel_range` does nothing: for a caller that has checked
+    the batch once and passes views of it through augmentations and encoders (one ``aminmax`` and
+    one host sync per call instead of one per module)."""
+    token = _RANGE_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _RANGE_CHECKED.reset(token)
+
+
+def check_size_int(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an ``int`` >= ``minimum`` (``84``, ``84.0``, ``np.int64(84)``), or
+    ``ValueError`` naming ``name`` (``0``, ``-4``, ``84.5``, ``"84"``, ``True``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        ok = False
+    elif isinstance(value, numbers.Integral):
+        ok = True
+    else:
+        ok = math.isfinite(value) and float(value).is_integer()
+    if not ok or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum} (pixels), got {value!r}")
+    return int(value)
+
+
+def check_probability(p: object, name: str) -> float:
+    """``p`` as a float in [0, 1], or ``ValueError`` naming ``name``."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
 
 def check_images(x: torch.Tensor, name: str = "images", frames: bool = False) -> None:
-    """Raise ``ValueError`` unless ``x`` is a channel-first batch ``(B, C, H, W)``.
+    """Raise ``ValueError`` unless ``x`` is a non-empty channel-first batch ``(B, C, H, W)`` of
+    uint8 pixels or floats in [0, 1] (:func:`check_pixel_range`).
 
     :param x: the batch to check.
     :param name: what the caller calls it, for the message.
@@ -39,7 +124,11 @@ def check_images(x: torch.Tensor, name: str = "images", frames: bool = False) ->
             f"{name}: expected a batch of shape (B, C, H, W), got shape {tuple(x.shape)}; "
             "add the batch dimension with x.unsqueeze(0)"
         )
-    _, c, h, w = x.shape
+    b, c, h, w = x.shape
+    if b == 0:
+        raise ValueError(
+            f"{name}: got an empty batch, shape {tuple(x.shape)}; pass at least one image"
+        )
     if w < c and w < h:
         raise ValueError(
             f"{name}: shape {tuple(x.shape)} looks channels-last (B, H, W, C); rlrep expects "
@@ -47,13 +136,15 @@ def check_images(x: torch.Tensor, name: str = "images", frames: bool = False) ->
         )
     if not (x.dtype == torch.uint8 or x.is_floating_point()):
         raise ValueError(
-            f"{name}: expected uint8 pixels in [0, 255] or floats in [0, 1], got dtype {x.dtype}"
+            f"{name}: expected uint8 pixels in [0, 255] or floats in [0, 1], got dtype {x.dtype}; "
+            "convert with x.to(torch.uint8) (values 0–255) or x.float() / 255"
         )
     if frames and c % 3 != 0:
         raise ValueError(
             f"{name}: expected 3·k channels (k stacked RGB frames, newest last), got C={c}; "
             "colour augmentations need RGB frames"
         )
+    check_pixel_range(x, name)
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

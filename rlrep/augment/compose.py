@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from rlrep.augment.base import check_images
+from rlrep.augment.base import check_images, check_pixel_range, pixel_range_checked
 
 __all__ = ["Compose"]
 
@@ -32,24 +32,31 @@ class Compose(nn.Module):
 
     def random(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A random view of ``x`` (each step in turn) whatever the module's mode."""
-        if len(self.steps) == 0:
-            check_images(x, "Compose")
+        self._check(x)
         if generator is None and self.seed is not None:
             if x.device not in self._generators:
                 self._generators[x.device] = torch.Generator(device=x.device)
                 self._generators[x.device].manual_seed(self.seed)
             generator = self._generators[x.device]
-        for step in self.steps:
-            x = step.random(x, generator=generator)
+        with pixel_range_checked():  # checked once above; steps keep values in [0, 1]
+            for step in self.steps:
+                x = step.random(x, generator=generator)
         return x
 
     def deterministic(self, x: torch.Tensor) -> torch.Tensor:
         """The ``.eval()`` view of ``x`` whatever the module's mode."""
+        self._check(x)
+        with pixel_range_checked():
+            for step in self.steps:
+                x = step.deterministic(x)
+        return x
+
+    def _check(self, x: torch.Tensor) -> None:
+        """Shape and dtype (each step checks them too), and the value range once for all steps."""
         if len(self.steps) == 0:
             check_images(x, "Compose")
-        for step in self.steps:
-            x = step.deterministic(x)
-        return x
+        elif isinstance(x, torch.Tensor):
+            check_pixel_range(x, type(self.steps[0]).__name__)
 
     def __len__(self) -> int:
         return len(self.steps)

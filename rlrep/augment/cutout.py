@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlrep.augment.base import Augmentation, Sampler
+from rlrep.augment.base import Augmentation, Sampler, check_size_int
 
 __all__ = ["Cutout"]
 
@@ -19,7 +19,9 @@ class Cutout(Augmentation):
         self, min_size: int = 10, max_size: int = 30, fill: str = "zero", seed: int | None = None
     ) -> None:
         super().__init__(seed)
-        if not 0 < min_size <= max_size:
+        min_size = check_size_int(min_size, "Cutout: min_size")
+        max_size = check_size_int(max_size, "Cutout: max_size")
+        if not min_size <= max_size:
             raise ValueError(f"Cutout: need 0 < min_size <= max_size, got {min_size}, {max_size}")
         if fill not in ("zero", "random"):
             raise ValueError(f"Cutout: fill must be 'zero' or 'random', got {fill!r}")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlrep.augment.base import Augmentation, Sampler
+from rlrep.augment.base import Augmentation, Sampler, check_probability, check_size_int
 
 __all__ = [
     "RandomCrop",
@@ -78,8 +78,14 @@ def crop_windows(
     return windows[rows, :, top, left]
 
 
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+def _pair(size: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """``(h, w)`` from an int or a pair of positive integers, or ``ValueError`` naming ``name``."""
+    if not isinstance(size, (tuple, list)):
+        side = check_size_int(size, name)
+        return side, side
+    if len(size) != 2:
+        raise ValueError(f"{name} must be an integer >= 1 or an (h, w) pair, got {size!r}")
+    return check_size_int(size[0], name), check_size_int(size[1], name)
 
 
 class RandomCrop(Augmentation):
@@ -94,7 +100,7 @@ class RandomCrop(Augmentation):
 
     def __init__(self, size: int | tuple[int, int] = 84, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.size = _pair(size)
+        self.size = _pair(size, "RandomCrop: size")
 
     def check_size(self, x: torch.Tensor) -> None:
         h, w = self.size
@@ -130,9 +136,7 @@ class RandomShift(Augmentation):
 
     def __init__(self, pad: int = 4, seed: int | None = None) -> None:
         super().__init__(seed)
-        if pad < 0:
-            raise ValueError(f"RandomShift: pad must be >= 0, got {pad}")
-        self.pad = pad
+        self.pad = check_size_int(pad, "RandomShift: pad", minimum=0)
 
     def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
         p, b = self.pad, x.shape[0]
@@ -152,7 +156,7 @@ class RandomTranslate(Augmentation):
 
     def __init__(self, size: int | tuple[int, int] = 108, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.size = _pair(size)
+        self.size = _pair(size, "RandomTranslate: size")
 
     def check_size(self, x: torch.Tensor) -> None:
         if self.size[0] < x.shape[2] or self.size[1] < x.shape[3]:
@@ -189,7 +193,7 @@ class RandomFlip(Augmentation):
 
     def __init__(self, p: float = 0.2, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.p = p
+        self.p = check_probability(p, "RandomFlip: p")
 
     def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
         flip = sampler.bernoulli(self.p, x.shape[0]).view(-1, 1, 1, 1)
@@ -207,7 +211,7 @@ class RandomRotate(Augmentation):
 
     def __init__(self, p: float = 0.3, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.p = p
+        self.p = check_probability(p, "RandomRotate: p")
 
     def check_size(self, x: torch.Tensor) -> None:
         if x.shape[2] != x.shape[3]:

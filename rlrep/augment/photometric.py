@@ -16,6 +16,8 @@ from kornia.filters import gaussian_blur2d
 from rlrep.augment.base import (
     Augmentation,
     Sampler,
+    check_probability,
+    check_size_int,
     frames_back,
     from_float,
     per_frame,
@@ -84,9 +86,10 @@ class ColorJitter(Augmentation):
         ):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"ColorJitter: {name} must be in [0, 1], got {v}")
-        self.brightness, self.contrast, self.saturation, self.hue, self.p = (
-            brightness, contrast, saturation, hue, p,
+        self.brightness, self.contrast, self.saturation, self.hue = (
+            brightness, contrast, saturation, hue,
         )  # fmt: skip
+        self.p = check_probability(p, "ColorJitter: p")
 
     def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
         b = x.shape[0]
@@ -125,7 +128,7 @@ class RandomGrayscale(Augmentation):
 
     def __init__(self, p: float = 0.3, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.p = p
+        self.p = check_probability(p, "RandomGrayscale: p")
 
     def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
         img = per_frame(to_float(x))
@@ -152,9 +155,17 @@ class GaussianBlur(Augmentation):
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
-        if kernel_size is not None and kernel_size % 2 == 0:
-            raise ValueError(f"GaussianBlur: kernel_size must be odd, got {kernel_size}")
-        self.kernel_size, self.sigma, self.p = kernel_size, sigma, p
+        if kernel_size is not None:
+            kernel_size = check_size_int(kernel_size, "GaussianBlur: kernel_size")
+            if kernel_size % 2 == 0:
+                raise ValueError(
+                    f"GaussianBlur: kernel_size must be odd, got {kernel_size}; pass e.g. "
+                    f"{kernel_size + 1}"
+                )
+        if not 0 < sigma[0] <= sigma[1]:
+            raise ValueError(f"GaussianBlur: need 0 < sigma[0] <= sigma[1], got {sigma}")
+        self.kernel_size, self.sigma = kernel_size, sigma
+        self.p = check_probability(p, "GaussianBlur: p")
 
     def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
         b = x.shape[0]
@@ -176,7 +187,8 @@ class RandomSolarize(Augmentation):
 
     def __init__(self, threshold: float = 0.5, p: float = 0.2, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.threshold, self.p = threshold, p
+        self.threshold = threshold
+        self.p = check_probability(p, "RandomSolarize: p")
 
     def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
         img = to_float(x)

@@ -37,7 +37,9 @@ class RandomResizedCrop(Augmentation):
         super().__init__(seed)
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"RandomResizedCrop: need 0 < scale[0] <= scale[1] <= 1, got {scale}")
-        self.size, self.scale, self.ratio = _pair(size), scale, ratio
+        if not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"RandomResizedCrop: need 0 < ratio[0] <= ratio[1], got {ratio}")
+        self.size, self.scale, self.ratio = _pair(size, "RandomResizedCrop: size"), scale, ratio
 
     def random_view(self, x: torch.Tensor, sampler: Sampler) -> torch.Tensor:
         b = x.shape[0]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rlrep.augment.base import check_pixel_range
+
 __all__ = ["PixelEncoderBase", "check_observation_shape"]
 
 
@@ -25,8 +27,17 @@ class PixelEncoderBase(nn.Module):
     """Base of the pixel encoders: ``forward`` takes ``(B, C, H, W)`` uint8 [0, 255] or float
     [0, 1] images and returns ``(B, features_dim)`` features.
 
+    Input is checked by :meth:`preprocess` (``ValueError`` saying what to change): ``B >= 1``,
+    ``C`` and (where :attr:`fixed_size`) ``H, W`` as ``observation_shape``, dtype uint8 or
+    floating, float values in [0, 1] (one ``aminmax``). Any floating dtype is accepted (float64
+    from numpy included) and cast to the weights' dtype, as uint8 is after scaling by 1/255.
+
     :param observation_shape: ``(C, H, W)`` of one (frame-stacked) observation.
     """
+
+    #: Whether the input must be exactly ``observation_shape``'s ``H×W`` (``False`` for networks
+    #: ending in a global pool, which take any size).
+    fixed_size: bool = True
 
     def __init__(self, observation_shape: tuple[int, int, int], features_dim: int) -> None:
         super().__init__()
@@ -34,12 +45,46 @@ class PixelEncoderBase(nn.Module):
         self.features_dim = features_dim
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
-        if obs.dim() != 4 or obs.shape[1] != self.observation_shape[0]:
-            raise ValueError(
-                f"{type(self).__name__}: expected (B, {self.observation_shape[0]}, H, W) "
-                f"channel-first images, got shape {tuple(obs.shape)}"
+        """Check ``obs`` ``(B, C, H, W)`` and return it as floats in [0, 1] of the weights' dtype.
+
+        :raises ValueError: wrong rank, channels, size, dtype, values, or an empty batch.
+        """
+        name, (c, h, w) = type(self).__name__, self.observation_shape
+        if not isinstance(obs, torch.Tensor):
+            raise TypeError(
+                f"{name}: expected a torch.Tensor (B, C, H, W), got {type(obs).__name__}"
             )
-        return obs.float() / 255.0 if obs.dtype == torch.uint8 else obs
+        shape = tuple(obs.shape)
+        if obs.dim() != 4 or shape[1] != c:
+            if obs.dim() == 3 and shape[0] == c:
+                fix = "add the batch dimension with obs.unsqueeze(0)"
+            elif obs.dim() == 4 and shape[3] == c:
+                fix = "images look channels-last: use obs.permute(0, 3, 1, 2)"
+            elif obs.dim() == 4:
+                fix = f"build the encoder with observation_shape={shape[1:]} (it has {(c, h, w)})"
+            else:
+                fix = "pass a batch of channel-first images (B, C, H, W)"
+            raise ValueError(
+                f"{name}: expected (B, {c}, H, W) channel-first images, got shape {shape}; {fix}"
+            )
+        if self.fixed_size and shape[2:] != (h, w):
+            raise ValueError(
+                f"{name}: expected images of shape (B, {c}, {h}, {w}), got {shape}; crop or resize "
+                f"them to {h}×{w} first (e.g. rlrep.augment.make('crop', size={h})), or build the "
+                f"encoder with observation_shape={(c, *shape[2:])}"
+            )
+        if shape[0] == 0:
+            raise ValueError(f"{name}: got an empty batch, shape {shape}; pass at least one image")
+        dtype = next(self.parameters()).dtype
+        if obs.dtype == torch.uint8:
+            return obs.to(dtype) / 255.0
+        if not obs.is_floating_point():
+            raise ValueError(
+                f"{name}: expected uint8 pixels in [0, 255] or floats in [0, 1], got dtype "
+                f"{obs.dtype}; convert with obs.to(torch.uint8) (values 0–255) or obs.float() / 255"
+            )
+        check_pixel_range(obs, name)
+        return obs.to(dtype)
 
     @torch.no_grad()
     def _flat_size(self, trunk: nn.Module) -> int:

@@ -39,6 +39,8 @@ class ResNet18(PixelEncoderBase):
     :param width: channels of the first stage (64); features are ``8 · width``.
     """
 
+    fixed_size = False  # global average pool: any H×W (observation_shape's channels only)
+
     def __init__(self, observation_shape: tuple[int, int, int], width: int = 64) -> None:
         super().__init__(observation_shape, features_dim=8 * width)
         c = self.observation_shape[0]

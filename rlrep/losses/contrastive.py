@@ -6,6 +6,9 @@ caller decides (CURL and MoCo compute keys under ``torch.no_grad``).
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
 
@@ -20,10 +23,34 @@ __all__ = [
 ]
 
 
-def _check_pair(a: torch.Tensor, b: torch.Tensor, fn: str, names: str = "query, key") -> None:
+def _check_pair(
+    a: torch.Tensor, b: torch.Tensor, fn: str, names: str = "query, key", min_batch: int = 1
+) -> None:
+    """Equal ``(N, D)`` shapes with ``N >= min_batch`` (2 where the batch supplies negatives)."""
     if a.dim() != 2 or a.shape != b.shape:
         raise ValueError(
             f"{fn}: expected {names} of equal shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if a.shape[0] < min_batch:
+        why = "the other samples of the batch are the negatives" if min_batch > 1 else "no loss"
+        raise ValueError(
+            f"{fn}: needs a batch of at least {min_batch} samples ({why}), got N={a.shape[0]}; "
+            f"use a batch size >= {min_batch}"
+        )
+
+
+def _check_temperature(temperature: float, fn: str) -> None:
+    """``ValueError`` unless ``temperature`` is a finite number > 0 (0 gives NaN logits).
+
+    A tensor (a learnable temperature) is not checked: reading it would sync with the device.
+    """
+    if isinstance(temperature, torch.Tensor):
+        return
+    ok = isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+    if not (ok and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"{fn}: temperature must be a finite number > 0, got {temperature!r}; "
+            "typical values are 0.1–0.5 (SimCLR 0.5, MoCo v2 0.2; 1 for CURL)"
         )
 
 
@@ -42,7 +69,8 @@ def info_nce_logits(
     :param query: ``(N, D)`` anchors.
     :param key: ``(N, D)`` positives; row i of ``key`` is the positive of row i of ``query``.
     """
-    _check_pair(query, key, "info_nce")
+    _check_pair(query, key, "info_nce", min_batch=2)
+    _check_temperature(temperature, "info_nce")
     if W is not None:
         if W.shape != (query.shape[1], key.shape[1]):
             raise ValueError(
@@ -79,7 +107,8 @@ def nt_xent_logits(
     """SimCLR's ``(2N, 2N)`` logits (cosine / temperature, self-similarity set to −inf) and the
     ``(2N,)`` index of each anchor's positive (``i ↔ i + N``).
     """
-    _check_pair(z1, z2, "nt_xent", "z1, z2")
+    _check_pair(z1, z2, "nt_xent", "z1, z2", min_batch=2)
+    _check_temperature(temperature, "nt_xent")
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     logits = (z @ z.T) / temperature
@@ -106,11 +135,14 @@ def moco_logits(
     query: torch.Tensor, key: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2
 ) -> torch.Tensor:
     """``(N, 1 + K)`` logits: column 0 the positive ``q·k``, then ``q·queueᵀ``; cosine / τ."""
-    _check_pair(query, key, "moco")
+    _check_pair(query, key, "moco")  # the negatives come from the queue: N = 1 is fine
+    _check_temperature(temperature, "moco")
     if queue.dim() != 2 or queue.shape[1] != query.shape[1]:
         raise ValueError(
             f"moco: queue must be (K, D) with D = {query.shape[1]}, got {tuple(queue.shape)}"
         )
+    if queue.shape[0] == 0:
+        raise ValueError("moco: the queue is empty (K = 0); it must hold at least one negative key")
     q, k = F.normalize(query, dim=1), F.normalize(key, dim=1)
     positive = (q * k).sum(dim=1, keepdim=True)
     negative = q @ F.normalize(queue, dim=1).T

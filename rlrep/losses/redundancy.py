@@ -15,7 +15,8 @@ def _check(z1: torch.Tensor, z2: torch.Tensor, fn: str) -> None:
         )
     if z1.shape[0] < 2:
         raise ValueError(
-            f"{fn}: needs a batch of at least 2 to estimate statistics, got N={z1.shape[0]}"
+            f"{fn}: needs a batch of at least 2 samples to estimate its batch statistics, got "
+            f"N={z1.shape[0]}; use a batch size >= 2"
         )
 
 

@@ -14,6 +14,8 @@ def _check(p: torch.Tensor, z: torch.Tensor, fn: str) -> None:
             f"{fn}: expected prediction and target of equal shape (N, D), got "
             f"{tuple(p.shape)} and {tuple(z.shape)}"
         )
+    if p.shape[0] == 0:
+        raise ValueError(f"{fn}: got an empty batch (N=0); pass at least one sample")
 
 
 def byol(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

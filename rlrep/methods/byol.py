@@ -9,7 +9,7 @@ from torch import nn
 
 from rlrep.losses import byol, negative_cosine
 from rlrep.methods.base import AuxOutput, Method
-from rlrep.methods.ema import make_target, update_momentum
+from rlrep.methods.ema import check_momentum, make_target, update_momentum
 from rlrep.methods.heads import mlp
 from rlrep.metrics import feature_std
 
@@ -37,7 +37,7 @@ class BYOL(Method):
         self.predictor = mlp(out_dim, hidden_dim, out_dim)
         self.target_encoder = make_target(encoder)
         self.target_projector = make_target(self.projector)
-        self.momentum = momentum
+        self.momentum = check_momentum(momentum, "BYOL: momentum")
 
     def forward(
         self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None

@@ -8,7 +8,7 @@ from torch import nn
 from rlrep.distributed import gather
 from rlrep.losses import contrastive_accuracy, info_nce_logits
 from rlrep.methods.base import AuxOutput, Method
-from rlrep.methods.ema import make_target, update_momentum
+from rlrep.methods.ema import check_momentum, make_target, update_momentum
 from rlrep.metrics import feature_std
 
 __all__ = ["CURL"]
@@ -31,7 +31,7 @@ class CURL(Method):
     ) -> None:
         super().__init__(encoder)
         self.W = nn.Parameter(torch.rand(self.features_dim, self.features_dim))
-        self.momentum = momentum
+        self.momentum = check_momentum(momentum, "CURL: momentum")
         self.owns_target = target_encoder is None
         if self.owns_target:
             self.target_encoder = make_target(encoder)

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 
 import torch
 from torch import nn
 
-__all__ = ["cosine_momentum", "make_target", "update_momentum"]
+__all__ = ["check_momentum", "cosine_momentum", "make_target", "update_momentum"]
+
+
+def check_momentum(momentum: float, name: str = "momentum") -> float:
+    """``momentum`` as a float in [0, 1], or ``ValueError`` naming ``name``."""
+    real = isinstance(momentum, numbers.Real) and not isinstance(momentum, bool)
+    if not (real and 0.0 <= momentum <= 1.0):
+        raise ValueError(
+            f"{name} must be in [0, 1] (1 freezes the target, 0 copies the online network), "
+            f"got {momentum!r}; typical values are 0.95–0.999"
+        )
+    return float(momentum)
 
 
 def make_target(module: nn.Module) -> nn.Module:
@@ -28,8 +40,7 @@ def update_momentum(online: nn.Module, target: nn.Module, momentum: float) -> No
     :param target: its EMA copy (same architecture).
     :param momentum: ``m`` in [0, 1]; 1 freezes the target, 0 copies the online network.
     """
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"update_momentum: momentum must be in [0, 1], got {momentum}")
+    check_momentum(momentum, "update_momentum: momentum")
     online_params, target_params = list(online.parameters()), list(target.parameters())
     if len(online_params) != len(target_params):
         raise ValueError(

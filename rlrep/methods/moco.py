@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rlrep.distributed import gather
 from rlrep.losses import contrastive_accuracy, moco_logits
+from rlrep.losses.contrastive import _check_temperature
 from rlrep.methods.base import AuxOutput, Method
-from rlrep.methods.ema import make_target, update_momentum
+from rlrep.methods.ema import check_momentum, make_target, update_momentum
 from rlrep.methods.heads import mlp
 from rlrep.metrics import feature_std
 
@@ -37,6 +40,14 @@ class MoCo(Method):
         temperature: float = 0.2,
         momentum: float = 0.99,
     ) -> None:
+        integer = isinstance(queue_size, numbers.Integral) and not isinstance(queue_size, bool)
+        if not integer or queue_size < 1:
+            raise ValueError(
+                f"MoCo: queue_size must be an integer >= 1 (negative keys kept from earlier "
+                f"batches), got {queue_size!r}; the default is 4096 (MoCo v2: 65536)"
+            )
+        _check_temperature(temperature, "MoCo")
+        momentum = check_momentum(momentum, "MoCo: momentum")
         super().__init__(encoder)
         self.projector = mlp(self.features_dim, hidden_dim, out_dim, batch_norm=False)
         self.target_encoder = make_target(encoder)

@@ -9,6 +9,7 @@ from torch import nn
 
 from rlrep.distributed import gather
 from rlrep.losses import barlow_twins, contrastive_accuracy, nt_xent_logits, vicreg
+from rlrep.losses.contrastive import _check_temperature
 from rlrep.methods.base import AuxOutput, Method, features_dim_of
 from rlrep.methods.heads import mlp
 from rlrep.metrics import feature_std
@@ -41,6 +42,7 @@ class SimCLR(_SharedProjection):
         out_dim: int = 128,
         temperature: float = 0.5,
     ) -> None:
+        _check_temperature(temperature, "SimCLR")
         super().__init__(
             encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, batch_norm=False)
         )

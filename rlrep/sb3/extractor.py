@@ -11,6 +11,8 @@ Momentum targets take their EMA step lazily, once per optimiser step of the enco
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import gymnasium as gym
@@ -21,9 +23,27 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 import rlrep.augment as augment_lib
 import rlrep.encoders as encoder_lib
 import rlrep.methods as method_lib
+from rlrep.augment.base import check_pixel_range, pixel_range_checked
 from rlrep.metrics import feature_std
 
-__all__ = ["RepresentationExtractor", "check_image_space"]
+__all__ = ["RepresentationExtractor", "check_aux_weight", "check_image_space"]
+
+#: The fix named when the extractor gets float pixels outside [0, 1].
+NORMALIZE_IMAGES_FIX = (
+    "SB3 passes raw 0–255 floats when the policy has normalize_images=False: keep SB3's default "
+    "normalize_images=True with rlrep's extractor (calling it directly: divide by 255 or pass uint8)"
+)
+
+
+def check_aux_weight(aux_weight: float) -> float:
+    """``aux_weight`` as a float, or ``ValueError`` unless it is a finite number >= 0."""
+    real = isinstance(aux_weight, numbers.Real) and not isinstance(aux_weight, bool)
+    if not (real and math.isfinite(aux_weight) and aux_weight >= 0):
+        raise ValueError(
+            f"aux_weight must be a finite number >= 0, got {aux_weight!r}; pass e.g. "
+            "aux_weight=1.0 (0 turns the auxiliary loss off: augmentation only)"
+        )
+    return float(aux_weight)
 
 
 class _AttachAuxLoss(torch.autograd.Function):
@@ -63,7 +83,9 @@ def check_image_space(observation_space: gym.Space) -> tuple[int, int, int]:
 class RepresentationExtractor(BaseFeaturesExtractor):
     """Augment → encode, plus an auxiliary self-supervised loss while training.
 
-    Build it through :func:`rlrep.sb3.policy_kwargs`. SB3 hands it observations scaled to [0, 1].
+    Build it through :func:`rlrep.sb3.policy_kwargs`. SB3 hands it observations scaled to [0, 1]
+    (``normalize_images=True``, SB3's default); raw 0–255 floats raise ``ValueError`` naming
+    ``normalize_images`` (one ``aminmax`` per forward; augmentation and encoder skip theirs).
 
     - training mode: features of a random view (``rl_view="augmented"``, as RAD, DrQ, CURL) or
       of the deterministic view (``"deterministic"``); and, when gradients are on and there is a
@@ -103,6 +125,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         freeze: bool = False,
     ) -> None:
         c, h, w = check_image_space(observation_space)
+        aux_weight = check_aux_weight(aux_weight)
         if freeze and pretrained is None:
             raise ValueError(
                 "freeze=True needs pretrained=<checkpoint>: a frozen random encoder learns nothing"
@@ -174,6 +197,12 @@ class RepresentationExtractor(BaseFeaturesExtractor):
 
     # --- forward -------------------------------------------------------------------------------
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` observations (floats in [0, 1] from SB3) → ``(B, features_dim)``."""
+        check_pixel_range(observations, type(self).__name__, fix=NORMALIZE_IMAGES_FIX)
+        with pixel_range_checked():  # every view below comes from the observations checked here
+            return self._forward(observations)
+
+    def _forward(self, observations: torch.Tensor) -> torch.Tensor:
         if not self.training:  # the view follows the augmentation's mode (see shared.py)
             aug = self.augment
             return self.encoder(

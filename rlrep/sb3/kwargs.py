@@ -7,7 +7,7 @@ from typing import Any
 import rlrep.augment as augment_lib
 import rlrep.encoders as encoder_lib
 import rlrep.methods as method_lib
-from rlrep.sb3.extractor import RepresentationExtractor
+from rlrep.sb3.extractor import RepresentationExtractor, check_aux_weight
 
 __all__ = ["policy_kwargs"]
 
@@ -45,9 +45,17 @@ def policy_kwargs(
         self-contained).
     :param freeze: keep that encoder fixed (``True``) or fine-tune it (``False``).
     :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
-    :raises ValueError: unknown method, augmentation or encoder (image checks happen when SB3
-        builds the policy and sees the observation space).
+    :raises ValueError: unknown method, augmentation or encoder, ``aux_weight`` not finite or
+        negative, ``normalize_images=False`` (the extractor needs SB3's [0, 1] scaling); image
+        checks happen when SB3 builds the policy and sees the observation space.
     """
+    aux_weight = check_aux_weight(aux_weight)
+    if not extra.get("normalize_images", True):
+        raise ValueError(
+            f"normalize_images={extra['normalize_images']!r}: rlrep's extractor needs SB3 to "
+            "scale uint8 images to [0, 1] (without it SB3 passes raw 0–255 floats); drop "
+            "normalize_images from the policy kwargs (SB3's default is True)"
+        )
     if method is not None and method not in method_lib.METHODS:
         raise ValueError(
             f"unknown method {method!r}; valid: {', '.join(method_lib.METHODS)} or None"
@@ -61,8 +69,6 @@ def policy_kwargs(
         # The weights travel inside the kwargs, so a saved SB3 model does not depend on the file.
         ckpt = load_checkpoint(pretrained)
         pretrained = {"config": ckpt["config"], "encoder": ckpt["encoder"]}
-    if aux_weight < 0:
-        raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
     return {
         "features_extractor_class": RepresentationExtractor,
         "features_extractor_kwargs": {
