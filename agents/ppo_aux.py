@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from stable_baselines3 import PPO
@@ -26,6 +27,15 @@ def make_ppo_aux(task: str, seed: int = 0, device: str = "auto", **overrides: An
         raise ValueError(
             f"unknown PPO-aux options {sorted(unknown)}; valid: {sorted(PPO_AUX)}, action_repeat, image_size"
         )
+    for key, value in overrides.items():
+        if key == "aux_weight":  # may be 0; rlrep.sb3.policy_kwargs checks it
+            continue
+        default = PPO_AUX.get(key, 1)  # action_repeat and image_size are ints
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, (int, float)) and not (
+            numeric and math.isfinite(value) and value > 0
+        ):
+            raise ValueError(f"PPO-aux option {key} must be a positive number, got {value!r}")
     cfg = {**PPO_AUX, **overrides}
     repeat = cfg.pop("action_repeat", None) or (
         1 if task == "point_mass_pixels" else default_action_repeat(task)

@@ -7,7 +7,8 @@ choice and the alternative are noted next to the value.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 __all__ = ["CURL_SAC", "PPO_AUX", "CURLSACConfig", "curl_sac_config"]
@@ -48,8 +49,44 @@ class CURLSACConfig:
     eval_episodes: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, (bool, int)):
+                ok = isinstance(value, type(default)) and not (
+                    isinstance(value, bool) and not isinstance(default, bool)
+                )
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                ok = ok and math.isfinite(value)
+            else:
+                continue
+            if not ok:
+                kind = type(default).__name__
+                raise ValueError(f"CURL-SAC option {f.name} must be a finite {kind}, got {value!r}")
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"CURL-SAC option {name} must be > 0, got {getattr(self, name)}")
+        checks = (
+            (self.batch_size >= 2, f"batch_size {self.batch_size} < 2 (CURL needs negatives)"),
+            (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
+            (0 <= self.gamma <= 1, f"gamma {self.gamma} is outside [0, 1]"),
+            (0 < self.critic_tau <= 1, f"critic_tau {self.critic_tau} is outside (0, 1]"),
+            (0 < self.encoder_tau <= 1, f"encoder_tau {self.encoder_tau} is outside (0, 1]"),
+            (0 <= self.alpha_beta1 < 1, f"alpha_beta1 {self.alpha_beta1} is outside [0, 1)"),
+            (self.crop_size <= self.image_size, f"crop_size {self.crop_size} > image_size"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"CURL-SAC option {message}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_POSITIVE = ("action_repeat", "image_size", "crop_size", "frame_stack", "buffer_size",
+             "hidden_dim", "features_dim", "num_filters", "num_layers", "lr", "alpha_lr",
+             "init_temperature", "actor_update_freq", "target_update_freq", "curl_update_freq")  # fmt: skip
 
 
 CURL_SAC = CURLSACConfig()

@@ -1,15 +1,16 @@
 """``rlrep train``: one agent on one task, counted in environment frames as the papers count them.
 
-Evaluates every ``eval_every`` frames (deterministic mean action, center crop, ``eval_episodes``
-episodes on a separately seeded env), logs to ``eval.csv`` and SB3's csv + tensorboard logs under
-``out``, and checkpoints model, replay buffer and progress atomically at each evaluation, so
-``--resume`` continues an interrupted run where its last checkpoint stands.
+Every ``eval_every`` frames, between two agent steps (after the step's transition is stored and
+its update done): ``eval_episodes`` evaluation episodes (deterministic mean action, center crop)
+on an env reseeded identically at every evaluation, a row in ``eval.csv``, and a checkpoint of
+everything the run needs to continue bit for bit (:mod:`agents.run_state`), written as one set
+(:mod:`agents.run_folder`). ``--resume`` continues from it to the same evaluation returns as the
+uninterrupted run; a changed configuration is refused unless explicitly allowed, and recorded.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import math
 import os
 import time
 from pathlib import Path
@@ -19,7 +20,18 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from agents.run_folder import RunFolder
+from agents.run_state import load_run_state, save_run_state
+from rlrep.runs import (
+    RunFolderError,
+    check_changes,
+    config_changes,
+    record_changes,
+    resume_decision,
+    run_lock,
+)
 
 __all__ = ["AGENTS", "parse_frames", "train"]
 
@@ -40,13 +52,6 @@ def parse_frames(text: str | int) -> int:
             f"cannot read {text!r} as a number of frames; e.g. 100k, 500000, 1M"
         ) from None
     return int(value)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename over ``path``: a crash leaves the old file intact."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def make_env(task: str, action_repeat: int, seed: int, image_size: int = 100):
@@ -89,8 +94,23 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _non_finite(model: BaseAlgorithm) -> str | None:
+    """The first logged training loss or policy parameter that is not finite, or None."""
+    for key, value in model.logger.name_to_value.items():
+        if key.startswith("train/") and isinstance(value, float) and not math.isfinite(value):
+            return f"{key} = {value}"
+    import torch
+
+    params = dict(model.policy.named_parameters())
+    finite = torch.stack([torch.isfinite(p).all() for p in params.values()])
+    if not bool(finite.all()):
+        bad = next(name for name, ok in zip(params, finite.tolist(), strict=True) if not ok)
+        return f"parameter {bad} holds non-finite values"
+    return None
+
+
 class _Progress(BaseCallback):
-    """Evaluate, log and checkpoint every ``eval_every`` frames; a tqdm bar over frames."""
+    """Between agent steps: evaluate and checkpoint when due, stop on non-finite numbers."""
 
     def __init__(self, run: _Run) -> None:
         super().__init__()
@@ -107,43 +127,87 @@ class _Progress(BaseCallback):
             disable=not r.progress,
         )
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
+        # SB3 calls this before the next action is drawn: the previous step's transition is
+        # stored and its update done, so the checkpoint is the state between two steps.
         r = self.run
+        r.check_finite(self.model)
         frames = r.frames_done(self.num_timesteps)
         self.bar.update(frames - self.bar.n)
         if frames >= r.next_eval:
-            r.evaluate_and_checkpoint(self.model, frames)
+            r.evaluate_and_checkpoint(self.model)
+
+    def _on_step(self) -> bool:
         return True
 
     def _on_training_end(self) -> None:
         self.bar.close()
 
 
+class _RandomPolicy:
+    """Uniform random actions from a seeded generator (``evaluate_policy``'s predictor protocol)."""
+
+    def __init__(self, space: Any, seed: int) -> None:
+        self.space, self.rng = space, np.random.default_rng(seed)
+
+    def predict(self, obs: np.ndarray, state=None, episode_start=None, deterministic=False):
+        shape = (len(obs), *self.space.shape)
+        return self.rng.uniform(self.space.low, self.space.high, shape).astype(np.float32), None
+
+
 class _Run:
-    def __init__(
-        self,
-        out: Path,
-        frames: int,
-        repeat: int,
-        eval_every: int,
-        eval_episodes: int,
-        progress: bool,
-        eval_env,
-        seed: int,
-    ):
-        self.out, self.frames, self.repeat = out, frames, repeat
-        self.eval_every, self.eval_episodes, self.progress = eval_every, eval_episodes, progress
-        self.eval_env, self.seed = eval_env, seed
-        self.state_path = out / "state.json"
-        state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
-        self.history: list[dict[str, float]] = state.get("history", [])
-        self.next_eval = state.get("next_eval", eval_every)
-        self.start = time.time() - state.get("wall_time", 0.0)
+    """Evaluation, history and checkpoints of one run."""
+
+    def __init__(self, folder: RunFolder, frames: int, repeat: int, eval_every: int,
+                 eval_episodes: int, eval_env: DummyVecEnv, eval_seed: int, progress: bool):  # fmt: skip
+        self.folder, self.frames, self.repeat = folder, frames, repeat
+        self.eval_every, self.eval_episodes = eval_every, eval_episodes
+        self.eval_env, self.eval_seed, self.progress = eval_env, eval_seed, progress
+        self.history: list[dict[str, Any]] = []
+        self.next_eval = eval_every
+        self.wall_time = 0.0
+        self.started = time.time()
+        self.last_checkpoint: tuple[Path, int] | None = None
 
     def frames_done(self, agent_steps: int) -> int:
         return agent_steps * self.repeat
 
-    def evaluate_and_checkpoint(self, model: BaseAlgorithm, frames: int) -> dict[str, float]:
+    def restore(self, state: dict[str, Any], checkpoint: Path) -> None:
+        self.history, self.wall_time = state["history"], state["wall_time"]
+        self.next_eval = (state["frames"] // self.eval_every + 1) * self.eval_every
+        self.last_checkpoint = (checkpoint, state["frames"])
+
+    def check_finite(self, model: BaseAlgorithm) -> None:
+        problem = _non_finite(model)
+        if problem is None:
+            return
+        last = "none yet"
+        if self.last_checkpoint is not None:
+            last = f"{self.last_checkpoint[0]} ({self.last_checkpoint[1]} frames)"
+        raise FloatingPointError(
+            f"training diverged at agent step {model.num_timesteps} "
+            f"({self.frames_done(model.num_timesteps)} frames): {problem}. Nothing was saved "
+            f"after it; the last good checkpoint is {last}. Lower the learning rate or check "
+            "the inputs, then start a new run or --resume from that checkpoint"
+        )
+
+    def evaluate_random_policy(self, action_space: Any) -> tuple[float, float]:
+        """Mean and std return of uniform random actions on the evaluation episodes (the same
+        start states as every evaluation), the reference a learning curve is read against."""
+        self.eval_env.seed(self.eval_seed)
+        returns, _ = evaluate_policy(
+            _RandomPolicy(action_space, self.eval_seed),
+            self.eval_env,
+            n_eval_episodes=self.eval_episodes,
+            return_episode_rewards=True,
+            warn=False,
+        )
+        return float(np.mean(returns)), float(np.std(returns))
+
+    def evaluate_and_checkpoint(self, model: BaseAlgorithm) -> dict[str, Any]:
+        self.check_finite(model)
+        frames = self.frames_done(model.num_timesteps)
+        self.eval_env.seed(self.eval_seed)  # the same start states at every evaluation
         returns, _ = evaluate_policy(
             model,
             self.eval_env,
@@ -154,18 +218,23 @@ class _Run:
         )
         row = {
             "frames": frames,
-            "agent_steps": frames // self.repeat,
+            "agent_steps": model.num_timesteps,
             "mean_return": float(np.mean(returns)),
             "std_return": float(np.std(returns)),
             "episodes": len(returns),
-            "wall_time": round(time.time() - self.start, 1),
+            "wall_time": round(self.wall_time + time.time() - self.started, 1),
         }
         self.history.append(row)
         model.logger.record("eval/mean_return", row["mean_return"])
         model.logger.record("eval/frames", frames)
         model.logger.dump(model.num_timesteps)
         self.next_eval = (frames // self.eval_every + 1) * self.eval_every
-        self.checkpoint(model)
+        state = {"frames": frames, "history": self.history, "wall_time": row["wall_time"]}
+        path = self.folder.write_checkpoint(
+            f"{model.num_timesteps:09d}", lambda folder: save_run_state(model, folder), state
+        )
+        self.last_checkpoint = (path, frames)
+        self.folder.write_eval_csv(self.history)
         if not self.progress:
             print(
                 f"frames {frames:>8d}  return {row['mean_return']:8.1f} ± {row['std_return']:.1f}",
@@ -173,36 +242,11 @@ class _Run:
             )
         return row
 
-    def checkpoint(self, model: BaseAlgorithm) -> None:
-        # Each file is replaced whole (write, then rename), so an interrupted checkpoint leaves
-        # the previous one readable.
-        _atomic_write(self.out / "model.zip", model.save)
-        if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
-            _atomic_write(self.out / "replay_buffer.pkl", model.save_replay_buffer)
-        _atomic_write(self.out / "eval.csv", self._write_csv)
-        state = {
-            "history": self.history,
-            "next_eval": self.next_eval,
-            "wall_time": time.time() - self.start,
-            "num_timesteps": model.num_timesteps,
-        }
-        _atomic_write(self.state_path, lambda p: p.write_text(json.dumps(state, indent=1)))
 
-    def _write_csv(self, path: Path) -> None:
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(
-                f,
-                fieldnames=[
-                    "frames",
-                    "agent_steps",
-                    "mean_return",
-                    "std_return",
-                    "episodes",
-                    "wall_time",
-                ],
-            )
-            writer.writeheader()
-            writer.writerows(self.history)
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` spread out as ``overrides.KEY``, so a change names the hyperparameter."""
+    flat = {k: v for k, v in config.items() if k not in ("overrides", "changes")}
+    return flat | {f"overrides.{k}": v for k, v in config["overrides"].items()}
 
 
 def train(
@@ -214,57 +258,97 @@ def train(
     eval_every: int | str = 10_000,
     eval_episodes: int = 10,
     resume: bool = False,
+    resume_if_exists: bool = False,
+    allow_config_change: bool = False,
     device: str = "auto",
     progress: bool = True,
     **overrides: Any,
-) -> list[dict[str, float]]:
+) -> list[dict[str, Any]]:
     """Train ``agent`` on ``task`` for ``frames`` environment frames (action repeat included).
 
     :param task: a DMC task (``cartpole-swingup``) or ``point_mass_pixels``.
+    :param resume: continue the run in ``out`` (an error if it holds no checkpoint, unless
+        ``resume_if_exists``, which then starts a new run).
+    :param allow_config_change: on resume, apply hyperparameters or evaluation settings that
+        differ from the stored run (recorded in ``config.json`` with the step they took effect);
+        without it a difference is an error. ``frames`` may always grow; task, agent and seed
+        never change.
     :param overrides: agent hyperparameters (e.g. ``batch_size=128`` for CURL-SAC).
     :return: the evaluation history (one row per evaluation).
-    :raises FileExistsError: ``out`` holds a run and ``resume`` is False.
+    :raises rlrep.runs.RunFolderError: ``out`` is busy, holds another run, or the config differs.
+    :raises FloatingPointError: a loss or parameter became non-finite (nothing is saved after it).
     """
     frames, eval_every = parse_frames(frames), parse_frames(eval_every)
     if frames <= 0 or eval_every <= 0:
         raise ValueError(f"frames and eval_every must be positive, got {frames} and {eval_every}")
-    out = Path(out)
-    if (out / "model.zip").exists() and not resume:
-        raise FileExistsError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+    if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 1:
+        raise ValueError(f"eval_episodes must be a positive integer, got {eval_episodes!r}")
+    if agent not in AGENTS:
+        raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
+    folder = RunFolder(out)
+    config = {
+        "task": task,
+        "agent": agent,
+        "seed": seed,
+        "frames": frames,
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
+        "overrides": overrides,
+    }
+    with run_lock(folder.out):
+        checkpoint = folder.latest()
+        resume = resume or resume_if_exists
+        resuming = resume_decision(
+            checkpoint is not None, folder.holds_run(), resume, resume_if_exists, folder.out
         )
-    out.mkdir(parents=True, exist_ok=True)
-    model, repeat = build_agent(agent, task, seed, device, overrides)
-    if resume and (out / "model.zip").exists():
-        env = model.get_env()
-        model = type(model).load(out / "model.zip", env=env, device=device)
-        if (out / "replay_buffer.pkl").exists():
-            model.load_replay_buffer(out / "replay_buffer.pkl")
-    model.set_logger(configure(str(out / "logs"), ["csv", "tensorboard"]))
-    eval_env = make_env(
-        task, repeat, seed + 10_000, getattr(getattr(model, "config", None), "image_size", 100)
-    )
-    run = _Run(out, frames, repeat, eval_every, eval_episodes, progress, eval_env, seed)
-    (out / "config.json").write_text(
-        json.dumps(
-            {
-                "task": task,
-                "agent": agent,
-                "frames": frames,
-                "seed": seed,
-                "action_repeat": repeat,
-                "overrides": overrides,
-            },
-            indent=1,
-        )
-    )
-    remaining = frames // repeat - model.num_timesteps
-    if remaining > 0:
-        model.learn(remaining, callback=_Progress(run), reset_num_timesteps=False, log_interval=10)
-    if not run.history or run.history[-1]["frames"] < frames:
-        run.evaluate_and_checkpoint(model, run.frames_done(model.num_timesteps))
-    final = run.history[-1]
+        if not resuming:
+            folder.clear()  # what a run stopped before its first checkpoint left
+        changes: dict[str, list[Any]] = {}
+        if resuming:
+            stored = folder.read_config()
+            for key in ("task", "agent", "seed"):
+                if stored[key] != config[key]:
+                    raise RunFolderError(
+                        f"--resume: {folder.out} is a run of {key} {stored[key]!r}, not "
+                        f"{config[key]!r}; {key} cannot change within a run (choose another --out)"
+                    )
+            # frames is the end point, not part of the run's identity: it may grow.
+            changes = config_changes(_flat({**stored, "frames": frames}), _flat(config))
+            check_changes(changes, allow_config_change, "--allow-config-change")
+        model, repeat = build_agent(agent, task, seed, device, overrides)
+        image_size = model.observation_space.shape[-1]
+        eval_env = DummyVecEnv([lambda: make_env(task, repeat, seed + 10_000, image_size)])
+        run = _Run(folder, frames, repeat, eval_every, eval_episodes, eval_env, seed + 10_000,
+                   progress)  # fmt: skip
+        if resuming:
+            state = folder.read_state(checkpoint)
+            load_run_state(model, checkpoint, state["run"])
+            run.restore(state, checkpoint)
+            folder.write_eval_csv(run.history)  # rows after the checkpoint are redone
+            if changes:
+                at = {"agent_steps": model.num_timesteps, "frames": state["frames"]}
+                stored = folder.read_config()
+                folder.write_config(record_changes({**stored, **config}, changes, at))
+            elif frames != stored["frames"]:
+                folder.write_config({**folder.read_config(), "frames": frames})
+        else:
+            folder.write_config(config)
+        model.set_logger(folder.logger())
+        remaining = frames // repeat - model.num_timesteps
+        if remaining > 0:
+            model.learn(
+                remaining, callback=_Progress(run), reset_num_timesteps=False, log_interval=10
+            )
+        if not run.history or run.history[-1]["agent_steps"] < model.num_timesteps:
+            run.evaluate_and_checkpoint(model)
+            model.save(folder.out / "model.tmp.zip")  # SB3's format, for sharing and SAC.load
+            os.replace(folder.out / "model.tmp.zip", folder.out / "model.zip")
+        final = run.history[-1]
+        random_mean, random_std = run.evaluate_random_policy(model.action_space)
     print(
-        f"final evaluation after {final['frames']} frames: return {final['mean_return']:.1f} ± {final['std_return']:.1f} over {final['episodes']} episodes"
+        f"final evaluation after {final['frames']} frames: return {final['mean_return']:.1f} ± "
+        f"{final['std_return']:.1f} over {final['episodes']} episodes (random policy on the "
+        f"same episodes: {random_mean:.1f} ± {random_std:.1f})",
+        flush=True,
     )
     return run.history

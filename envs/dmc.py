@@ -195,6 +195,51 @@ class DMCEnv(gym.Env):
         if env is not None:
             env.close()
 
+    # --- checkpointing -------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """Everything the next steps depend on, as arrays and JSON values, so a run can stop
+        mid-episode and continue bit for bit: MuJoCo's full integration state (warm start
+        included), the time-limit counter, the task's random state and the stacked frames."""
+        import mujoco
+
+        physics = self._env.physics
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mj_state = np.empty(mujoco.mj_stateSize(physics.model.ptr, spec))
+        mujoco.mj_getState(physics.model.ptr, physics.data.ptr, mj_state, spec)
+        kind, keys, pos, has_gauss, gauss = self._env.task.random.get_state()
+        return {
+            "mj_state": mj_state,
+            "step_count": int(self._env._step_count),
+            "reset_next_step": bool(self._env._reset_next_step),
+            "task_random": {
+                "kind": kind,
+                "keys": keys,
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "gauss": float(gauss),
+            },
+            "frames": np.stack(self._frames) if self._frames else np.zeros((0,), np.uint8),
+            "episode_env_steps": self._episode_env_steps,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned (for the same task and settings)."""
+        import mujoco
+
+        physics = self._env.physics
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mujoco.mj_setState(physics.model.ptr, physics.data.ptr, np.asarray(state["mj_state"]), spec)
+        physics.forward()  # derived quantities, as the last step left them
+        self._env._step_count = state["step_count"]
+        self._env._reset_next_step = state["reset_next_step"]
+        r = state["task_random"]
+        self._env.task.random.set_state(
+            (r["kind"], np.asarray(r["keys"], np.uint32), r["pos"], r["has_gauss"], r["gauss"])
+        )
+        self._frames.clear()
+        self._frames.extend(list(state["frames"]))
+        self._episode_env_steps = state["episode_env_steps"]
+
     # --- helpers -------------------------------------------------------------------------------
     def _render_frame(self) -> np.ndarray:
         # (H, W, 3) → (3, H, W) as a view: the only copy is the one into the stacked observation.

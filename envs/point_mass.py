@@ -94,6 +94,26 @@ class PointMassPixels(gym.Env):
             return None
         return self._draw().transpose(1, 2, 0)
 
+    def get_state(self) -> dict[str, Any]:
+        """Everything the next steps depend on (positions, step, frames, random generator), as
+        arrays and JSON values, so a run can stop mid-episode and continue bit for bit."""
+        return {
+            "pos": self._pos.copy(),
+            "target": self._target.copy(),
+            "t": self._t,
+            "frames": np.stack(self._frames) if self._frames else np.zeros((0,), np.uint8),
+            "np_random": self.np_random.bit_generator.state,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        self._pos = np.asarray(state["pos"], dtype=np.float64).copy()
+        self._target = np.asarray(state["target"], dtype=np.float64).copy()
+        self._t = int(state["t"])
+        self._frames.clear()
+        self._frames.extend(list(state["frames"]))
+        self.np_random.bit_generator.state = state["np_random"]
+
     def _pixel(self, p: np.ndarray) -> tuple[int, int]:
         col, row = ((p + 1.0) / 2.0 * (self.image_size - 1)).round().astype(int)
         return int(self.image_size - 1 - row), int(col)  # y up

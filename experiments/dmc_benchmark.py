@@ -3,7 +3,7 @@
 Each (task, seed) is one ``rlrep train`` process, run to the largest budget with evaluations
 every ``--eval-every`` frames, so the 100k and 500k scores come from the same run as in the
 papers. Runs are resumable: a finished run is skipped, an interrupted one continues from its
-checkpoint (``--resume``). Runs go to a local process pool by default, or to Slurm through
+checkpoint (``--resume-if-exists``). Runs go to a local process pool by default, or to Slurm through
 submitit (``--executor submitit``; ``pip install submitit``). The report (table, IQM with
 bootstrap CIs, learning curves) is ``experiments/dmc_report.py``.
 
@@ -71,9 +71,8 @@ def command(
         "--eval-episodes",
         str(eval_episodes),
         "--no-progress",
+        "--resume-if-exists",  # continue an interrupted run, or start it
     ]
-    if (path / "model.zip").exists():
-        cmd.append("--resume")
     return cmd + (["--set", *extra] if extra else [])
 
 

@@ -188,6 +188,58 @@ class FrameStackReplayBuffer(ReplayBuffer):
         stored = self._write_frames(frames[distinct], oldest)
         return stored[np.searchsorted(distinct, np.arange(self.k), side="right") - 1]
 
+    # --- checkpointing -------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The filled part as plain arrays (no pickle): the stored transitions and only the frames
+        they (or an episode in progress) refer to, so a checkpoint grows with the data collected,
+        not with ``buffer_size``. :meth:`set_state` restores it exactly."""
+        n = self.buffer_size if self.full else self.pos
+        pending = [ids for ids in self._stack_ids if ids is not None]
+        referenced = [self.frame_ids[:n].ravel(), *pending]
+        first = int(min(ids.min() for ids in referenced)) if n or pending else self.frames_written
+        live = torch.arange(first, self.frames_written, device=self.storage_device)
+        stack_ids = np.full((self.n_envs, self.k), -1, dtype=np.int64)
+        for e, ids in enumerate(self._stack_ids):
+            if ids is not None:
+                stack_ids[e] = ids
+        return {
+            "shape": np.array([self.buffer_size, self.n_envs, *self.obs_shape]),
+            "counters": np.array([self.pos, int(self.full), self.frames_written, first]),
+            "frame_capacity": np.array(self.frame_capacity),
+            "frames": self.frames[live % self.frame_capacity].cpu().numpy(),
+            "frame_ids": self.frame_ids[:n],
+            "actions": self.actions[:n],
+            "rewards": self.rewards[:n],
+            "dones": self.dones[:n],
+            "timeouts": self.timeouts[:n],
+            "stack_ids": stack_ids,
+        }
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`get_state` returned; ``ValueError`` if it was saved by a buffer of
+        another size or observation shape."""
+        expected = [self.buffer_size, self.n_envs, *self.obs_shape]
+        if list(state["shape"]) != expected:
+            raise ValueError(
+                f"replay buffer state of shape {list(state['shape'])} (buffer_size, n_envs, obs "
+                f"shape) does not fit this buffer {expected}; resume with the run's buffer_size"
+            )
+        pos, full, written, first = (int(v) for v in state["counters"])
+        n = len(state["frame_ids"])
+        self.pos, self.full, self.frames_written = pos, bool(full), written
+        self.frame_ids[:n] = state["frame_ids"]
+        self.actions[:n] = state["actions"]
+        self.rewards[:n] = state["rewards"]
+        self.dones[:n] = state["dones"]
+        self.timeouts[:n] = state["timeouts"]
+        capacity = int(state["frame_capacity"])
+        self.frames = torch.zeros(
+            (capacity, *self.frames.shape[1:]), dtype=torch.uint8, device=self.storage_device
+        )
+        live = torch.arange(first, written, device=self.storage_device)
+        self.frames[live % capacity] = torch.as_tensor(state["frames"], device=self.storage_device)
+        self._stack_ids = [ids.copy() if ids[0] >= 0 else None for ids in state["stack_ids"]]
+
     # --- sampling ------------------------------------------------------------------------------
     def _stacks(self, ids: np.ndarray) -> torch.Tensor:
         """``(B, k)`` frame ids → ``(B, k·c, H, W)`` uint8 stacks on the storage device."""

@@ -27,8 +27,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 
+from rlrep.augment.base import check_pixel_range, pixel_range_checked
 from rlrep.encoders import PixelEncoder, delta_orthogonal_init_
-from rlrep.sb3.extractor import RepresentationExtractor
+from rlrep.sb3.extractor import NORMALIZE_IMAGES_FIX, RepresentationExtractor
 
 __all__ = ["DetachedFeatures", "SharedEncoderSACPolicy", "SharedEncoderTD3Policy"]
 
@@ -58,6 +59,11 @@ class DetachedFeatures(BaseFeaturesExtractor):
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         source = self._source[0]
         aug = source.augment
+        check_pixel_range(observations, type(self).__name__, fix=NORMALIZE_IMAGES_FIX)
+        with pixel_range_checked():  # the view and its encoding: checked once, above
+            return self._forward(source, aug, observations)
+
+    def _forward(self, source, aug, observations: torch.Tensor) -> torch.Tensor:
         view = aug.random(observations) if aug.training else aug.deterministic(observations)
         with torch.no_grad():
             trunk = (

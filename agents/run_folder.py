@@ -1,0 +1,145 @@
+"""The folder of one ``rlrep train`` run: checkpoints as consistent sets, eval.csv, logs.
+
+::
+
+    out/
+      .lock                    held while a process writes here (rlrep.runs.run_lock)
+      config.json              what the run was started with, and every change made on resume
+      eval.csv                 one row per evaluation (rewritten from the latest checkpoint)
+      logs/                    SB3's progress.csv (appended across resumes) and tensorboard events
+      checkpoints/<steps>/     state.json, weights.pt, arrays.npz, replay.npz (agent/run_state.py)
+      checkpoints/latest       the name of the newest complete checkpoint
+      model.zip                SB3's format (cloudpickle), written when the run finishes
+
+A checkpoint is written into ``checkpoints/<steps>.tmp``, flushed, renamed, and only then does
+``latest`` (one small file, replaced atomically) point at it; older sets are deleted after that.
+A kill at any moment leaves ``latest`` naming a complete set.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
+
+from rlrep.runs import read_json, write_json
+
+__all__ = ["CHECKPOINT_FORMAT", "EVAL_FIELDS", "RunFolder"]
+
+CHECKPOINT_FORMAT = "rlrep-train/1"
+EVAL_FIELDS = ["frames", "agent_steps", "mean_return", "std_return", "episodes", "wall_time"]
+
+
+class RunFolder:
+    """Paths and writes of one run folder (the caller holds its lock)."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.checkpoints = self.out / "checkpoints"
+        self.config_path = self.out / "config.json"
+
+    def holds_run(self) -> bool:
+        names = ("config.json", "checkpoints", "eval.csv", "logs", "model.zip")
+        return any((self.out / name).exists() for name in names)
+
+    def clear(self) -> None:
+        """Remove the files of a run that has no checkpoint (nothing of it can be resumed)."""
+        if self.latest() is not None:
+            raise ValueError(f"{self.out} holds a checkpoint; it is never cleared")
+        for name in ("config.json", "eval.csv", "model.zip"):
+            (self.out / name).unlink(missing_ok=True)
+        for name in ("logs", "checkpoints"):
+            shutil.rmtree(self.out / name, ignore_errors=True)
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint set, or None."""
+        pointer = self.checkpoints / "latest"
+        if not pointer.exists():
+            return None
+        folder = self.checkpoints / pointer.read_text().strip()
+        if not (folder / "state.json").exists():
+            raise ValueError(
+                f"{pointer} names {folder.name}, which is incomplete or missing; the run folder "
+                "was changed by hand"
+            )
+        return folder
+
+    def read_state(self, folder: Path) -> dict[str, Any]:
+        state = read_json(folder / "state.json")
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{folder} is not an rlrep train checkpoint ({CHECKPOINT_FORMAT})")
+        return state
+
+    def write_checkpoint(self, name: str, write_files, state: dict[str, Any]) -> Path:
+        """``write_files(folder)`` writes the set's files; then ``state.json``; then the switch."""
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoints / f"{name}.tmp"
+        final = self.checkpoints / name
+        if (self.checkpoints / "latest").exists() and self.latest() == final:
+            raise ValueError(f"checkpoint {name} exists already; it is never overwritten")
+        for stale in (tmp, final):  # left by a run killed mid-write, never pointed at
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+        run_tree = write_files(tmp)
+        write_json(tmp / "state.json", {"format": CHECKPOINT_FORMAT, **state, "run": run_tree})
+        for path in tmp.iterdir():
+            _fsync(path)
+        os.replace(tmp, final)
+        pointer = self.checkpoints / "latest.tmp"
+        pointer.write_text(name)
+        _fsync(pointer)
+        os.replace(pointer, self.checkpoints / "latest")
+        for other in self.checkpoints.iterdir():
+            if other.is_dir() and other.name != name:
+                shutil.rmtree(other, ignore_errors=True)
+        return final
+
+    def write_eval_csv(self, history: list[dict[str, Any]]) -> None:
+        tmp = self.out / "eval.csv.tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
+            writer.writeheader()
+            writer.writerows(history)
+        os.replace(tmp, self.out / "eval.csv")
+
+    def read_config(self) -> dict[str, Any]:
+        return read_json(self.config_path)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.config_path, config)
+
+    def logger(self) -> Logger:
+        """SB3's logger writing ``logs/progress.csv`` (appended to, never truncated) and
+        tensorboard events (a new event file per session; tensorboard reads them as one run)."""
+        logs = self.out / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        formats = [AppendingCSVOutputFormat(str(logs / "progress.csv"))]
+        formats.append(make_output_format("tensorboard", str(logs)))
+        return Logger(folder=str(logs), output_formats=formats)
+
+
+class AppendingCSVOutputFormat(CSVOutputFormat):
+    """SB3's CSV writer, continuing an existing file (its header's columns) instead of
+    truncating it; new columns are added to the header as SB3's writer does."""
+
+    def __init__(self, filename: str) -> None:
+        if not os.path.exists(filename) or os.path.getsize(filename) == 0:
+            super().__init__(filename)
+            return
+        self.file = open(filename, "r+")  # noqa: SIM115 (kept open for the logger's lifetime)
+        header = self.file.readline().rstrip("\n")
+        self.keys = header.split(",") if header else []
+        self.separator, self.quotechar = ",", '"'
+        self.file.seek(0, os.SEEK_END)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,158 @@
+"""A run folder's guards, shared by ``rlrep pretrain`` and ``rlrep train``.
+
+- :func:`run_lock`: one writer per folder. An OS lock (``fcntl.flock``) is held on ``out/.lock``
+  for the life of the run; the kernel releases it when the process dies, so a lock left by a
+  killed run never blocks the next one, while a live second writer is refused.
+- :func:`resume_decision`: ``--resume`` needs a checkpoint (unless starting fresh is asked for);
+  a folder that holds a run is never overwritten silently.
+- :func:`config_changes` / :func:`record_changes`: on resume the stored configuration is compared
+  with the requested one; a differing value is refused with the keys named, unless the change is
+  explicitly allowed, and then it is recorded in ``config.json`` with the step it took effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "RunFolderError",
+    "check_changes",
+    "config_changes",
+    "read_json",
+    "record_changes",
+    "resume_decision",
+    "run_lock",
+    "write_json",
+]
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked (busy, missing checkpoint, differing config)."""
+
+
+@contextlib.contextmanager
+def run_lock(out: str | Path) -> Iterator[None]:
+    """Hold the exclusive lock of run folder ``out`` (created if needed) while the block runs.
+
+    :raises RunFolderError: another live process holds it.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            _lock(fd)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise RunFolderError(
+                f"{out} is in use by a running process (pid {holder}); wait for it to finish, "
+                "stop it, or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def resume_decision(
+    has_checkpoint: bool, holds_run: bool, resume: bool, start_if_missing: bool, out: Path
+) -> bool:
+    """Whether to continue from the checkpoint (True) or start a new run (False).
+
+    :param has_checkpoint: ``out`` holds a complete checkpoint.
+    :param holds_run: ``out`` holds any trace of a run (a config, logs, a checkpoint).
+    :param start_if_missing: with ``resume``, start fresh when there is no checkpoint (also over
+        the files of a run that was stopped before its first checkpoint; the caller clears them).
+    :raises RunFolderError: resume without a checkpoint, or a new run over an existing one.
+    """
+    if resume and has_checkpoint:
+        return True
+    if resume and not start_if_missing:
+        raise RunFolderError(
+            f"--resume: {out} holds no checkpoint to continue; drop --resume to start a new run "
+            "there, or pass --resume-if-exists to start fresh when there is none"
+        )
+    if holds_run and not resume:
+        raise RunFolderError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    if holds_run and not has_checkpoint and not start_if_missing:
+        raise RunFolderError(
+            f"{out} holds files of a run that never wrote a checkpoint; delete the folder or "
+            "choose another --out"
+        )
+    return False
+
+
+def config_changes(stored: dict[str, Any], requested: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{key: [stored, requested]}`` for every key whose value differs (JSON-normalised, so a
+    tuple equals a list); keys only one side has count as changes too."""
+    stored, requested = _normalise(stored), _normalise(requested)
+    keys = sorted(set(stored) | set(requested))
+    return {
+        k: [stored.get(k), requested.get(k)] for k in keys if stored.get(k) != requested.get(k)
+    }
+
+
+def check_changes(changes: dict[str, list[Any]], allow: bool, flag: str) -> None:
+    """Refuse ``changes`` unless ``allow``; the message names every key and the flag."""
+    if changes and not allow:
+        listed = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in changes.items())
+        raise RunFolderError(
+            f"--resume with a configuration that differs from the stored run ({listed}); resume "
+            f"with the same values, or pass {flag} to apply the change from this point on (it "
+            "is recorded in config.json)"
+        )
+
+
+def record_changes(config: dict[str, Any], changes: dict[str, list[Any]], at: dict[str, int]):
+    """A copy of ``config`` with ``changes`` appended to its ``"changes"`` list, each stamped
+    with ``at`` (e.g. ``{"epoch": 3}`` or ``{"agent_steps": 500}``)."""
+    log = list(config.get("changes", []))
+    log += [{**at, "key": k, "old": old, "new": new} for k, (old, new) in changes.items()]
+    return {**config, "changes": log}
+
+
+def _normalise(config: dict[str, Any]) -> dict[str, Any]:
+    cleaned = {k: v for k, v in config.items() if k != "changes"}
+    return json.loads(json.dumps(cleaned))
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``RunFolderError`` naming the file if it is unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise RunFolderError(f"cannot read {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path} does not hold a JSON object")
+    return data
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,263 @@
+"""``rlrep train`` run folders: one consistent checkpoint set, exact resume after a kill at any
+point, config checks, the lock, loud numerics, safe loading, sizes that follow the data."""
+
+import csv
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.train import train
+from rlrep.runs import RunFolderError, run_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "num_filters": 4,
+    "num_layers": 2,
+    "hidden_dim": 16,
+    "batch_size": 8,
+    "buffer_size": 500,
+    "initial_steps": 40,
+    "image_size": 40,
+    "crop_size": 32,
+}
+PPO_TINY = {"n_steps": 16, "batch_size": 16, "n_envs": 2, "image_size": 36}
+RUN = {"frames": 120, "seed": 0, "eval_every": 40, "eval_episodes": 2, "progress": False}
+
+
+def returns(history):
+    return [(h["frames"], h["mean_return"]) for h in history]
+
+
+def read_eval(out):
+    with open(out / "eval.csv") as f:
+        return [(int(r["frames"]), float(r["mean_return"])) for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted CURL-SAC run every resumed run must reproduce."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    return out, returns(train("point_mass_pixels", out=out, **RUN, **TINY))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("agent", "kw"), [("curl-sac", TINY), ("ppo-aux", PPO_TINY)])
+def test_resume_continues_to_the_same_returns(tmp_path, agent, kw, reference):
+    full = train("point_mass_pixels", agent=agent, out=tmp_path / "a", **RUN, **kw)
+    if agent == "curl-sac":
+        assert returns(full) == reference[1]  # the same seed gives the same run
+    half = {**RUN, "frames": 80}
+    train("point_mass_pixels", agent=agent, out=tmp_path / "b", **half, **kw)
+    resumed = train("point_mass_pixels", agent=agent, out=tmp_path / "b", resume=True, **RUN, **kw)
+    assert returns(resumed) == returns(full)
+    assert read_eval(tmp_path / "b") == returns(full)
+    # Logs are appended across sessions: the first session's rows are still there.
+    with open(tmp_path / "b" / "logs" / "progress.csv") as f:
+        frames = [float(r["eval/frames"]) for r in csv.DictReader(f) if r.get("eval/frames")]
+    assert frames == [f for f, _ in returns(full)]
+
+
+# Kills the process (SIGKILL: no cleanup runs) at a chosen point of a checkpoint or of learning.
+KILLER = textwrap.dedent(
+    """
+    import importlib, os, signal, sys
+    t = importlib.import_module("agents.train")
+    point, n = sys.argv[1], int(sys.argv[2])
+    calls = [0]
+    if point == "replace":  # before the n-th atomic rename of the run
+        real = os.replace
+        def replace(src, dst):
+            calls[0] += 1
+            if calls[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(src, dst)
+        os.replace = replace
+    else:  # between two agent steps, after step n
+        real_start = t._Progress._on_rollout_start
+        def on_rollout_start(self):
+            if self.num_timesteps == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            real_start(self)
+        t._Progress._on_rollout_start = on_rollout_start
+    t.train("point_mass_pixels", out=sys.argv[3], **{json})
+    """
+)
+
+
+# os.replace calls: config.json (1); per checkpoint: state.json, the set's folder, the latest
+# pointer, eval.csv. The second checkpoint (80 frames) is calls 6-9.
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("point", "n"),
+    [
+        ("replace", 7),  # set written, its folder not yet renamed
+        ("replace", 8),  # folder renamed, the pointer still names the first checkpoint
+        ("replace", 9),  # pointer switched, eval.csv not yet rewritten
+        ("step", 100),  # during learning, between checkpoints
+    ],
+)
+def test_resume_after_a_kill_gives_the_uninterrupted_returns(tmp_path, point, n, reference):
+    out = tmp_path / "run"
+    code = KILLER.replace("{json}", repr({**RUN, **TINY}))
+    killed = subprocess.run(
+        [sys.executable, "-c", code, point, str(n), str(out)], cwd=ROOT, capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    resumed = train("point_mass_pixels", out=out, resume=True, **RUN, **TINY)
+    assert returns(resumed) == reference[1]
+    assert read_eval(out) == reference[1]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["000000120", "latest"]
+
+
+@pytest.mark.slow
+def test_run_folder_holds_the_filled_part_only(reference):
+    out, _ = reference
+    checkpoint = out / "checkpoints" / (out / "checkpoints" / "latest").read_text()
+    names = {p.name for p in checkpoint.iterdir()}
+    assert names == {"state.json", "weights.pt", "arrays.npz", "replay.npz"}
+    with np.load(checkpoint / "replay.npz", allow_pickle=False) as replay:
+        assert replay["frame_ids"].shape[0] == 120  # transitions stored, not buffer_size (500)
+        # one 3×40×40 frame per transition plus each episode's first frame
+        assert 120 <= replay["frames"].shape[0] <= 120 + 3 * 3
+    # The replay file follows the data: 120 frames of 4.8 kB, not 500 × 2 stacks.
+    assert (checkpoint / "replay.npz").stat().st_size < 130 * 3 * 40 * 40 + 20_000
+    assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_resume_checks_the_config_and_records_allowed_changes(tmp_path):
+    out = tmp_path / "run"
+    train("point_mass_pixels", out=out, **{**RUN, "frames": 40}, **TINY)
+    with pytest.raises(RunFolderError, match=r"overrides\.batch_size: 8 → 16"):
+        train("point_mass_pixels", out=out, resume=True, **RUN, **{**TINY, "batch_size": 16})
+    with pytest.raises(RunFolderError, match="seed"):
+        train("point_mass_pixels", out=out, resume=True, **{**RUN, "seed": 1}, **TINY)
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        train("point_mass_pixels", out=out, **RUN, **TINY)
+    history = train(
+        "point_mass_pixels",
+        out=out,
+        resume=True,
+        allow_config_change=True,
+        **{**RUN, "frames": 80},
+        **{**TINY, "batch_size": 16},
+    )
+    assert [h["frames"] for h in history] == [40, 80]
+    config = json.loads((out / "config.json").read_text())
+    assert config["overrides"]["batch_size"] == 16 and config["frames"] == 80
+    assert config["changes"] == [
+        {"agent_steps": 40, "frames": 40, "key": "overrides.batch_size", "old": 8, "new": 16}
+    ]
+
+
+def test_resume_without_a_checkpoint_is_an_error_unless_asked_to_start(tmp_path):
+    with pytest.raises(RunFolderError, match="holds no checkpoint"):
+        train("point_mass_pixels", out=tmp_path / "r", resume=True, **RUN, **TINY)
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_resume_if_exists_starts_a_new_run(tmp_path):
+    history = train(
+        "point_mass_pixels",
+        out=tmp_path / "r",
+        resume_if_exists=True,
+        **{**RUN, "frames": 40},
+        **TINY,
+    )
+    assert [h["frames"] for h in history] == [40]
+
+
+def test_a_second_writer_is_refused_and_a_stale_lock_is_not(tmp_path):
+    out = tmp_path / "run"
+    with run_lock(out), pytest.raises(RunFolderError, match="in use by a running process"):
+        train("point_mass_pixels", out=out, **RUN, **TINY)
+    # A killed run leaves its .lock file behind; the OS lock died with the process.
+    stale = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from rlrep.runs import run_lock\n"
+         "with run_lock(sys.argv[1]): os._exit(0)", str(out)],
+        cwd=ROOT,
+    )  # fmt: skip
+    assert stale.returncode == 0 and (out / ".lock").exists()
+    with run_lock(out):
+        pass
+
+
+@pytest.mark.slow
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    train("point_mass_pixels", out=out, **{**RUN, "frames": 40}, **TINY)
+    latest = (out / "checkpoints" / "latest").read_text()
+    with pytest.raises(FloatingPointError) as err:
+        train(
+            "point_mass_pixels",
+            out=out,
+            resume=True,
+            allow_config_change=True,
+            **RUN,
+            **{**TINY, "lr": 1e12},
+        )
+    message = str(err.value)
+    assert "train/" in message or "parameter" in message
+    assert "agent step" in message and f"{latest} (40 frames)" in message
+    assert (out / "checkpoints" / "latest").read_text() == latest
+    assert read_eval(out) == read_eval(out)[:1]
+
+
+def test_a_crafted_checkpoint_runs_nothing(tmp_path):
+    """weights.pt is read with weights_only=True: a pickle payload is refused, never run."""
+    from agents.run_state import ResumeError, load_run_state
+    from agents.train import build_agent
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    with open(folder / "weights.pt", "wb") as f:
+        pickle.dump({"state_dicts": Payload()}, f)
+    model, _ = build_agent("curl-sac", "point_mass_pixels", 0, "cpu", TINY)
+    with pytest.raises(ResumeError, match="does not fit"):
+        load_run_state(model, folder, {})
+    assert not marker.exists()
+
+
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(ValueError, match="eval_episodes must be a positive integer"):
+        train("point_mass_pixels", out=out, **{**RUN, "eval_episodes": 0}, **TINY)
+    with pytest.raises(ValueError, match="batch_size must be a finite int, got 'abc'"):
+        train("point_mass_pixels", out=out, **RUN, **{**TINY, "batch_size": "abc"})
+    with pytest.raises(ValueError, match="batch_size 0 < 2"):
+        train("point_mass_pixels", out=out, **RUN, **{**TINY, "batch_size": 0})
+    with pytest.raises(ValueError, match="PPO-aux option n_steps must be a positive number"):
+        train("point_mass_pixels", agent="ppo-aux", out=out, **RUN, n_steps=0)
+    assert not (out / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_evaluation_is_seeded(tmp_path):
+    """The same model evaluated twice gives the same returns (the eval env is reseeded)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.run_folder import RunFolder
+    from agents.train import _Run, build_agent, make_env
+
+    model, _ = build_agent("ppo-aux", "point_mass_pixels", 0, "cpu", PPO_TINY)
+    env = DummyVecEnv([lambda: make_env("point_mass_pixels", 1, 7, 36)])
+    run = _Run(RunFolder(tmp_path), 100, 1, 50, 3, env, 7, False)
+    model.set_logger(RunFolder(tmp_path).logger())
+    first = run.evaluate_and_checkpoint(model)
+    model.num_timesteps += 1  # a new checkpoint name
+    second = run.evaluate_and_checkpoint(model)
+    assert first["mean_return"] == second["mean_return"] and first["std_return"] > 0
