@@ -18,7 +18,9 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     overrides = {}
     for item in args.set or []:
-        key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE pairs, e.g. batch_size=128; got {item!r}")
         overrides[key] = _literal(value)
     train(
         args.env,
@@ -29,6 +31,8 @@ def _train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
         resume=args.resume,
+        resume_if_exists=args.resume_if_exists,
+        allow_config_change=args.allow_config_change,
         device=args.device,
         progress=not args.no_progress,
         **overrides,
@@ -51,10 +55,12 @@ def _pretrain(args: argparse.Namespace) -> int:
         augmentation=args.augmentation,
         image_size=args.image_size,
         seed=args.seed,
-        resume=args.resume,
+        resume=args.resume or args.resume_if_exists,
         device=args.device,
         amp=None if args.amp == "auto" else args.amp == "on",
         progress=not args.no_progress,
+        start_if_missing=args.resume_if_exists,
+        allow_config_change=args.allow_config_change,
     )
     return 0
 
@@ -111,7 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         "--eval-every", default="10k", help="frames between evaluations (and checkpoints)"
     )
     t.add_argument("--eval-episodes", type=int, default=10)
-    t.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    t.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (it must have one)"
+    )
+    t.add_argument(
+        "--resume-if-exists",
+        action="store_true",
+        help="continue the run in --out if it has a checkpoint, else start it there",
+    )
+    t.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="on resume, apply --set / evaluation values that differ from the stored run "
+        "(recorded in config.json with the step they took effect)",
+    )
     t.add_argument("--device", default="auto")
     t.add_argument("--no-progress", action="store_true", help="print evaluations instead of a bar")
     t.add_argument(
@@ -147,7 +166,18 @@ def main(argv: list[str] | None = None) -> int:
         "--image-size", type=int, default=64, help="side for folder: images and dmc: renders"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument(
+        "--resume-if-exists",
+        action="store_true",
+        help="continue the run in --out if it has a checkpoint, else start a new one",
+    )
+    p.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="on --resume, apply a different --lr/--batch-size/process count (recorded in "
+        "config.json); method, dataset, encoder, augmentation, image size and seed never change",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--amp",
@@ -168,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError) as err:  # DatasetError is a ValueError
+    except FloatingPointError as err:  # training diverged; the last good checkpoint is named
+        print(f"rlrep {args.command}: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, FileExistsError) as err:  # DatasetError, RunFolderError are ValueErrors
         print(f"rlrep {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -4,7 +4,9 @@
 
 - ``digits`` — scikit-learn's 8×8 digits (embedded), upscaled ×4 to 3×32×32; labels 0–9.
 - ``cifar10`` / ``cifar100`` — the python pickle batches (``cifar-10-batches-py/data_batch_1..5``,
-  ``test_batch``; ``cifar-100-python/train``, ``test``) under ``data_dir``.
+  ``test_batch``; ``cifar-100-python/train``, ``test``) under ``data_dir``, unpickled by a
+  restricted unpickler that builds only dicts, lists, bytes and numpy arrays (a crafted file in
+  their place is refused, and runs nothing).
 - ``stl10`` — the binary files (``stl10_binary/train_X.bin``, ``train_y.bin``, ``test_X.bin``,
   ``test_y.bin``, ``unlabeled_X.bin``) under ``data_dir``; 3×96×96.
 - ``folder:PATH`` — one sub-folder per class of image files (PNG/JPEG), resized to ``image_size``.
@@ -14,7 +16,8 @@
   cached to ``data_dir/dmc-TASK-….npz``.
 
 Nothing is downloaded: a missing or corrupt file raises :class:`DatasetError` naming the file
-expected and where.
+expected and where, as does a label or state count that differs from the image count (caught at
+load, before any training).
 """
 
 from __future__ import annotations
@@ -79,14 +82,65 @@ def _need(path: Path, what: str) -> Path:
     return path
 
 
+def _array_reconstructors() -> dict[tuple[str, str], object]:
+    """The globals a CIFAR batch may name, resolved in this numpy: the array reconstructors under
+    both numpy module names (``numpy.core`` before numpy 2, ``numpy._core`` since), without
+    importing the deprecated ``numpy.core`` shim."""
+    reconstruct = np.zeros(1).__reduce__()[0]  # numpy's _reconstruct (protocol ≤ 4 pickles)
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]  # numpy's _frombuffer (protocol 5 pickles)
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,  # bytes in a protocol-2 pickle written by Python 3
+    }
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes, and nothing else."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what a CIFAR batch holds: dicts, lists, bytes, ints and
+    numpy uint8 arrays. Any other global (``os.system``, ``builtins.eval``, a class…) is refused
+    before it is imported, so a crafted file runs nothing."""
+
+    def __init__(self, file, path: Path, what: str) -> None:
+        super().__init__(file, encoding="bytes")  # the batches were pickled by Python 2
+        self.path, self.what = path, what
+        self.allowed = _array_reconstructors()
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.allowed:
+            raise DatasetError(
+                f"{self.what}: {self.path} refers to {module}.{name}, which a CIFAR python batch "
+                "never holds; refusing to unpickle it (a pickle can run code). Replace the file "
+                "with the original from https://www.cs.toronto.edu/~kriz/cifar.html"
+            )
+        return self.allowed[(module, name)]
+
+
 def _unpickle(path: Path, what: str) -> dict:
+    """A CIFAR python batch, read with :class:`_CifarUnpickler`; DatasetError naming the file."""
     try:
         with open(_need(path, what), "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            batch = _CifarUnpickler(f, path, what).load()
     except DatasetError:
         raise
     except Exception as err:
         raise DatasetError(f"{what}: {path} is not a readable CIFAR python pickle ({err})") from err
+    if not isinstance(batch, dict):
+        raise DatasetError(
+            f"{what}: {path} holds a {type(batch).__name__}, expected the dict of a CIFAR python "
+            "batch"
+        )
+    return batch
 
 
 def _cifar_batches(
@@ -102,8 +156,15 @@ def _cifar_batches(
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != 3072:
             raise DatasetError(f"{what}: {p} data has shape {data.shape}, expected (N, 3072)")
+        batch_labels = np.asarray(batch[label_key], dtype=np.int64)
+        if batch_labels.shape != (len(data),):
+            raise DatasetError(
+                f"{what}: {p} has {len(data)} images but {batch_labels.size} labels "
+                f"({label_key!r} of shape {batch_labels.shape}); each image needs one label — "
+                "replace the file with the original batch"
+            )
         images.append(data.reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+        labels.append(batch_labels)
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
 
 
@@ -193,15 +254,31 @@ def _npz(path: Path) -> Dataset:
         )
     if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
         images = images.transpose(0, 3, 1, 2)  # channels-last → channel-first
-    labels = (
-        torch.from_numpy(np.asarray(data["labels"], dtype=np.int64)) if "labels" in data else None
-    )
-    states = (
-        torch.from_numpy(np.asarray(data["states"], dtype=np.float32)) if "states" in data else None
-    )
+    labels = _per_image(data, "labels", np.int64, 1, len(images), path)
+    states = _per_image(data, "states", np.float32, 2, len(images), path)
     return _split(
         torch.from_numpy(np.ascontiguousarray(images)), labels, states, name=f"npz:{path}"
     )
+
+
+def _per_image(data, key: str, dtype: type, ndim: int, n: int, path: Path) -> torch.Tensor | None:
+    """Array ``key`` of an npz (None if absent), checked to hold one row per image, so a
+    mismatch fails at load rather than after an epoch of training."""
+    if key not in data:
+        return None
+    try:
+        array = np.asarray(data[key], dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise DatasetError(
+            f"npz: {path} '{key}' cannot be read as {np.dtype(dtype)} ({err})"
+        ) from err
+    shape = "(N,)" if ndim == 1 else "(N, S)"
+    if array.ndim != ndim or len(array) != n:
+        raise DatasetError(
+            f"npz: {path} has {n} images but '{key}' of shape {array.shape}; expected {shape} "
+            f"with N = {n}, one row per image"
+        )
+    return torch.from_numpy(array)
 
 
 def _dmc(

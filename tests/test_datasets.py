@@ -1,6 +1,9 @@
 """Dataset readers on small files fabricated in the real formats; clear errors otherwise."""
 
+import io
+import os
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -53,6 +56,88 @@ def test_cifar_missing_and_corrupt_files_name_the_file(tmp_path):
     (tmp_path / "cifar-100-python" / "test").write_bytes(b"not a pickle")
     with pytest.raises(DatasetError, match="not a readable CIFAR"):
         load_dataset("cifar100", tmp_path)
+
+
+class Py2Pickler(pickle._Pickler):
+    """Writes str and bytes as Python 2 ``str`` (BINSTRING), as the CIFAR batches were written."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_py2_str(self, obj):
+        data = obj.encode("latin1") if isinstance(obj, str) else obj
+        n = len(data)
+        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING
+        self.write(head + (b"" if n < 256 else struct.pack("<i", n)) + data)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+    dispatch[str] = save_py2_str
+
+
+def py2_pickle(obj) -> bytes:
+    """``obj`` as Python 2's cPickle protocol 2 wrote CIFAR: py2 strings, ``numpy.core`` names."""
+    f = io.BytesIO()
+    Py2Pickler(f, protocol=2).dump(obj)
+    return f.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+@pytest.mark.parametrize("protocol", ["python2", 2, 4, 5])
+def test_cifar_batches_of_every_pickle_protocol_load(tmp_path, protocol):
+    exp = write_cifar(
+        tmp_path / "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+        b"labels",
+    )
+    root = tmp_path / "cifar-10-batches-py"
+    for name, (data, labels) in exp.items():
+        batch = {b"data": data.reshape(len(data), -1), b"labels": labels, b"batch_label": b"x"}
+        batch[b"filenames"] = [b"img_%d.png" % i for i in range(len(labels))]
+        blob = py2_pickle(batch) if protocol == "python2" else pickle.dumps(batch, protocol)
+        (root / name).write_bytes(blob)
+    if protocol == "python2":
+        assert b"cnumpy.core.multiarray\n_reconstruct" in (root / "test_batch").read_bytes()
+    ds = load_dataset("cifar10", tmp_path)
+    assert np.array_equal(ds.train[6:12].numpy(), exp["data_batch_2"][0])
+    assert ds.test_labels.tolist() == exp["test_batch"][1]
+
+
+class RunsShell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_crafted_cifar_pickle_is_refused_and_runs_nothing(tmp_path, protocol):
+    write_cifar(
+        tmp_path / "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+        b"labels",
+    )
+    marker = tmp_path / "pwned"
+    crafted = {b"data": RunsShell(marker), b"labels": [0]}
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(pickle.dumps(crafted, protocol))
+    with pytest.raises(DatasetError, match=r"data_batch_1 refers to posix\.system.*refusing"):
+        load_dataset("cifar10", tmp_path)
+    assert not marker.exists()
+
+
+def test_label_counts_that_differ_from_image_counts_fail_at_load(tmp_path):
+    exp = write_cifar(tmp_path / "cifar-100-python", ["train", "test"], b"fine_labels")
+    data, labels = exp["test"]
+    with open(tmp_path / "cifar-100-python" / "test", "wb") as f:
+        pickle.dump({b"data": data.reshape(len(data), -1), b"fine_labels": labels[:-1]}, f)
+    with pytest.raises(DatasetError, match=r"cifar-100-python/test has 6 images but 5 labels"):
+        load_dataset("cifar100", tmp_path)
+    images = np.zeros((10, 3, 8, 8), np.uint8)
+    np.savez(tmp_path / "d.npz", images=images, labels=np.arange(9) % 2)
+    with pytest.raises(DatasetError, match=r"10 images but 'labels' of shape \(9,\)"):
+        load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    np.savez(tmp_path / "s.npz", images=images, states=np.zeros((11, 2), np.float32))
+    with pytest.raises(DatasetError, match=r"10 images but 'states' of shape \(11, 2\)"):
+        load_dataset(f"npz:{tmp_path / 's.npz'}")
 
 
 def test_stl10_binary_is_column_major(tmp_path):

@@ -12,6 +12,7 @@ from stable_baselines3 import SAC
 
 import envs
 from rlrep.pretrain import load_checkpoint, pretrain
+from rlrep.runs import RunFolderError
 from rlrep.sb3 import policy_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def test_checkpoint_contents_and_refusal_to_overwrite(tmp_path):
     assert 0.0 <= history[0]["knn_top1"] <= 1.0 and history[0]["images_per_s"] > 0
     ckpt = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
     assert ckpt["config"]["view_shape"] == [3, 32, 32] and ckpt["epoch"] == 1
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(RunFolderError, match="--resume"):
         pretrain(epochs=1, out=tmp_path / "r", **TINY)
     with pytest.raises(ValueError, match="not an rlrep pretraining checkpoint"):
         torch.save({"weights": 1}, tmp_path / "x.pt")
