@@ -107,9 +107,7 @@ def config_changes(stored: dict[str, Any], requested: dict[str, Any]) -> dict[st
     tuple equals a list); keys only one side has count as changes too."""
     stored, requested = _normalise(stored), _normalise(requested)
     keys = sorted(set(stored) | set(requested))
-    return {
-        k: [stored.get(k), requested.get(k)] for k in keys if stored.get(k) != requested.get(k)
-    }
+    return {k: [stored.get(k), requested.get(k)] for k in keys if stored.get(k) != requested.get(k)}
 
 
 def check_changes(changes: dict[str, list[Any]], allow: bool, flag: str) -> None:
