@@ -24,8 +24,9 @@ import torch
 import rlrep.augment as A
 import rlrep.encoders as E
 import rlrep.methods as M
+from rlrep.checkpoint import build_encoder, load_checkpoint
 from rlrep.datasets import load_dataset
-from rlrep.pretrain import build_encoder, load_checkpoint, pretrain
+from rlrep.pretrain import pretrain
 from rlrep.probes import encode, knn_accuracy, linear_accuracy, state_r2
 
 

@@ -16,6 +16,12 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     overrides = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
@@ -55,11 +61,11 @@ def _pretrain(args: argparse.Namespace) -> int:
         augmentation=args.augmentation,
         image_size=args.image_size,
         seed=args.seed,
-        resume=args.resume or args.resume_if_exists,
+        resume=args.resume,
         device=args.device,
         amp=None if args.amp == "auto" else args.amp == "on",
         progress=not args.no_progress,
-        start_if_missing=args.resume_if_exists,
+        resume_if_exists=args.resume_if_exists,
         allow_config_change=args.allow_config_change,
     )
     return 0
@@ -68,7 +74,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     import json
 
-    from rlrep.pretrain import probe
+    from rlrep.probes import probe
 
     print(
         json.dumps(
@@ -132,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         "(recorded in config.json with the step they took effect)",
     )
     t.add_argument("--device", default="auto")
+    t.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's); results on the CPU depend on it",
+    )
     t.add_argument("--no-progress", action="store_true", help="print evaluations instead of a bar")
     t.add_argument(
         "--set", nargs="*", metavar="KEY=VALUE", help="agent hyperparameters, e.g. batch_size=128"

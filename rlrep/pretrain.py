@@ -1,26 +1,23 @@
-"""Self-supervised pretraining of an rlrep encoder on an image dataset; checkpoints and probes.
-
-Under ``torchrun --nproc_per_node N`` the same call runs data-parallel: every rank takes its
-slice of each global batch, DDP averages gradients, embeddings are gathered across ranks with
-their gradients (:mod:`rlrep.distributed`), BatchNorm is synchronised on CUDA, and rank 0
-evaluates and writes the checkpoint.
+"""Self-supervised pretraining of an rlrep encoder on an image dataset: the training loop, its
+argument checks, resuming and ``torchrun`` data parallelism.
 
 ``pretrain(method="simclr", dataset="digits", epochs=50, out="runs/digits")`` trains
-augment → encoder → method → loss with Adam, evaluates a probe after every epoch (kNN top-1 for
-labelled data, linear state R² for ``dmc:`` frames) and writes ``checkpoint.pt`` atomically each
-epoch. Data order and augmentations are drawn from generators seeded by (seed, epoch), so a run
-resumed from its checkpoint continues exactly as the uninterrupted run would have.
+augment → encoder → method → loss with Adam, evaluates a probe after every epoch
+(:func:`rlrep.probes.evaluate`) and writes ``checkpoint.pt`` atomically each epoch
+(:mod:`rlrep.checkpoint`, which also reads it without running code). Data order and
+augmentations are drawn from generators seeded by (seed, epoch), so a run resumed from its
+checkpoint continues exactly as the uninterrupted run would have. Under ``torchrun
+--nproc_per_node N`` the same call runs data-parallel: every rank takes its slice of each global
+batch, DDP averages gradients, embeddings are gathered across ranks with their gradients
+(:mod:`rlrep.distributed`), BatchNorm is synchronised on CUDA, and rank 0 evaluates and writes
+the checkpoint. ``rlrep probe`` is :func:`rlrep.probes.probe` (re-exported here).
 
-The checkpoint holds the encoder's config and weights, which ``rlrep.sb3.policy_kwargs(
-pretrained=...)`` and ``rlrep probe`` rebuild.
+Guards (errors are ``ValueError`` subclasses, which the CLI prints and exits 2 on; divergence
+exits 1):
 
-Guards (errors are ``ValueError`` subclasses, which the CLI prints and exits 2 on):
-
-- Checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain containers
-  only, so a crafted file is refused without running anything. Everything saved is of that kind
-  (the config is JSON-normalised).
-- One writer per ``out`` (:func:`rlrep.runs.run_lock`, rank 0); ``resume`` needs a checkpoint
-  unless ``start_if_missing``; a new run never overwrites a folder that holds one.
+- One writer per ``out`` (:func:`rlrep.runs.run_lock`, rank 0); ``resume`` needs a checkpoint,
+  ``resume_if_exists`` continues one if there is one and starts otherwise; a new run never
+  overwrites a folder that holds one.
 - On resume the stored config is compared with the requested one. The run's identity — method,
   dataset, encoder, augmentation, their kwargs, image and view shape, seed — cannot change.
   :data:`CHANGEABLE_KEYS` (lr, batch size, world size) change only with
@@ -41,10 +38,8 @@ Guards (errors are ``ValueError`` subclasses, which the CLI prints and exits 2 o
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -56,8 +51,16 @@ import rlrep.augment as augment_lib
 import rlrep.distributed as dist_lib
 import rlrep.encoders as encoder_lib
 import rlrep.methods as method_lib
+from rlrep.checkpoint import (  # CHECKPOINT_FORMAT, build_encoder: re-exported
+    CHECKPOINT_FORMAT,
+    build_encoder,
+    load_checkpoint,
+    plain_config,
+    restore_training_state,
+    save_checkpoint,
+)
 from rlrep.datasets import Dataset, DatasetError, load_dataset
-from rlrep.probes import encode, knn_accuracy, linear_accuracy, state_r2
+from rlrep.probes import evaluate, probe, resolve_device  # probe: re-exported
 from rlrep.runs import (
     RunFolderError,
     check_changes,
@@ -79,28 +82,17 @@ __all__ = [
     "probe",
 ]
 
-CHECKPOINT_FORMAT = "rlrep-pretrain/1"
 #: Config keys a resumed run may change only with ``allow_config_change`` (recorded).
 CHANGEABLE_KEYS = ("lr", "batch_size", "world_size")
 #: Config keys a resumed run may always change (recorded): ``epochs`` is the end point.
 FREE_KEYS = ("epochs",)
-_CHECKPOINT_KEYS = ("config", "encoder", "method", "optimizer", "epoch", "history")
-_CONFIG_KEYS = (
-    "dataset",
-    "encoder",
-    "encoder_kwargs",
-    "augmentation",
-    "augmentation_kwargs",
-    "image_shape",
-    "view_shape",
-    "seed",
-)
-_EXPECTED = "expected the checkpoint.pt written by `rlrep pretrain`"
+_PRINTED = ("loss", "knn_top1", "state_r2")  # the history entries printed after each epoch
 
 
 class NonFiniteLossError(ValueError, FloatingPointError):
     """Pretraining diverged (a NaN/inf loss, weight or optimizer state); the last good checkpoint
-    was kept. A ``ValueError`` (the CLI exits 2) and a ``FloatingPointError``."""
+    was kept. A ``FloatingPointError`` (the CLI exits 1, as for ``rlrep train``) and a
+    ``ValueError``."""
 
 
 def default_augmentation(ds: Dataset) -> tuple[str, dict[str, Any]]:
@@ -110,108 +102,6 @@ def default_augmentation(ds: Dataset) -> tuple[str, dict[str, Any]]:
     if ds.name.startswith("dmc:"):
         return "crop", {"size": round(0.84 * side)}
     return "simclr", {"size": side, "blur_p": 0.5 if side >= 64 else 0.0}
-
-
-def build_encoder(config: dict[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(deterministic-view augmentation, encoder) from a checkpoint's ``config``."""
-    augment = augment_lib.make(config["augmentation"], **config["augmentation_kwargs"]).eval()
-    encoder = encoder_lib.make(
-        config["encoder"], tuple(config["view_shape"]), **config["encoder_kwargs"]
-    )
-    return augment, encoder
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a pretraining checkpoint with ``torch.load(weights_only=True)`` (tensors and plain
-    containers only: a crafted file cannot run code).
-
-    :raises ValueError: no such file, a folder, an empty, truncated or corrupt file, a file that
-        holds other Python objects, or one that is not an rlrep pretraining checkpoint.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; {_EXPECTED} (e.g. {path / 'checkpoint.pt'})")
-    if not path.exists():
-        raise ValueError(f"no checkpoint at {path}; {_EXPECTED}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path} is empty (an interrupted copy?); {_EXPECTED}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several kinds; its text suggests weights_only=False
-        raise ValueError(_load_error(path, err)) from None
-    _check_checkpoint(path, ckpt)
-    return ckpt
-
-
-def _load_error(path: Path, err: Exception) -> str:
-    """The message for a file ``torch.load(weights_only=True)`` could not read."""
-    text = str(err)
-    blocked = re.search(r"GLOBAL ([\w.]+)", text)
-    if blocked:
-        return (
-            f"refusing to load {path}: it holds a Python object ({blocked.group(1)}) besides "
-            "tensors and plain containers, which an rlrep checkpoint never does and which could "
-            f"run code when unpickled; {_EXPECTED}, from a source you trust"
-        )
-    noise = ("Weights only load failed", "Please file an issue", "Check the documentation")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = next((line for line in lines if not line.startswith(noise)), "")[:200]
-    return (
-        f"{path} is not a readable checkpoint ({type(err).__name__}: {detail or 'no detail'}); "
-        f"it is truncated (an interrupted write or copy), corrupt or not a torch file; {_EXPECTED}"
-    )
-
-
-def _check_checkpoint(path: Path, ckpt: Any) -> None:
-    """``ValueError`` unless ``ckpt`` has the format and the entries ``rlrep pretrain`` writes."""
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path} is not an rlrep pretraining checkpoint (format {CHECKPOINT_FORMAT}); "
-            f"{_EXPECTED}"
-        )
-    missing = [k for k in _CHECKPOINT_KEYS if k not in ckpt]
-    config, weights = ckpt.get("config"), ckpt.get("encoder")
-    if not isinstance(config, dict) or not isinstance(weights, dict):
-        missing += ["config or encoder (not dicts)"]
-    else:
-        missing += [f"config[{k!r}]" for k in _CONFIG_KEYS if k not in config]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}; {_EXPECTED}")
-
-
-def _load_state(module: torch.nn.Module, state: dict[str, Any], what: str) -> None:
-    """``module.load_state_dict(state)``; ``ValueError`` naming ``what`` if it does not fit."""
-    try:
-        module.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError) as err:
-        detail = " ".join(str(err).split()) or type(err).__name__
-        raise ValueError(
-            f"{what} ({detail[:300]}); the file mixes two runs or was edited — {_EXPECTED}"
-        ) from None
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically: temporary file, fsync, rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def evaluate(encoder, augment, ds: Dataset, device) -> dict[str, float]:
-    """kNN (labels) and/or linear R² (states) of the deterministic view's features."""
-    view = augment.deterministic
-    f_train = encode(encoder, view(ds.train), device=device)
-    f_test = encode(encoder, view(ds.test), device=device)
-    out: dict[str, float] = {}
-    if ds.train_labels is not None:
-        keep = ds.train_labels >= 0  # STL-10's unlabelled images carry -1
-        out["knn_top1"] = knn_accuracy(f_train[keep], ds.train_labels[keep], f_test, ds.test_labels)
-    if ds.train_states is not None:
-        out["state_r2"] = state_r2(f_train, ds.train_states, f_test, ds.test_states)
-    return out
 
 
 def pretrain(
@@ -233,7 +123,7 @@ def pretrain(
     device: str = "auto",
     amp: bool | None = None,
     progress: bool = True,
-    start_if_missing: bool = False,
+    resume_if_exists: bool = False,
     allow_config_change: bool = False,
 ) -> list[dict[str, float]]:
     """Pretrain ``encoder`` with ``method`` on ``dataset``; return the per-epoch history.
@@ -244,8 +134,9 @@ def pretrain(
         training set is clamped to it.
     :param augmentation: an :func:`rlrep.augment.make` spec; ``None`` = :func:`default_augmentation`.
     :param amp: bfloat16 autocast (default: on CUDA only).
-    :param resume: continue the run saved in ``out``.
-    :param start_if_missing: with ``resume``, start fresh when ``out`` holds no checkpoint.
+    :param resume: continue the run saved in ``out``; an error if it holds no checkpoint.
+    :param resume_if_exists: continue the run saved in ``out`` if it holds a checkpoint, else
+        start a new one there (implies ``resume``).
     :param allow_config_change: on resume, apply a different lr, batch size or world size (recorded
         in the config's ``"changes"``); the run's identity can never change.
     :raises RunFolderError: ``out`` is busy, holds a run and ``resume`` is False, holds no
@@ -256,7 +147,7 @@ def pretrain(
     from tqdm import tqdm
 
     _check_arguments(epochs, batch_size, lr)
-    dev = _device(device)
+    dev = resolve_device(device)
     started_group = _init_distributed(dev)
     try:
         rank, world = dist_lib.rank(), dist_lib.world_size()
@@ -272,8 +163,8 @@ def pretrain(
             resuming = resume_decision(
                 has_checkpoint=ckpt_path.exists(),
                 holds_run=ckpt_path.exists() or (out / "config.json").exists(),
-                resume=resume,
-                start_if_missing=start_if_missing,
+                resume=resume or resume_if_exists,
+                start_if_missing=resume_if_exists,
                 out=out,
             )
             ckpt = load_checkpoint(ckpt_path, map_location=dev) if resuming else None
@@ -284,7 +175,7 @@ def pretrain(
             augmentation_kwargs = augmentation_kwargs or {}
             augment = augment_lib.make(augmentation, **augmentation_kwargs)
             view_shape = tuple(augment.deterministic(ds.train[:1]).shape[1:])
-            config = _plain({
+            config = plain_config({
                 "method": method,
                 "dataset": dataset,
                 "encoder": encoder,
@@ -324,9 +215,7 @@ def pretrain(
                 )
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             if ckpt is not None:
-                what = f"{ckpt_path} does not fit the {method} model its config describes"
-                _load_state(model, ckpt["method"], what)
-                _load_state(optimizer, ckpt["optimizer"], what)
+                restore_training_state(ckpt, model, optimizer, ckpt_path)
                 for group in optimizer.param_groups:  # a changed lr (allowed above) takes effect
                     group["lr"] = lr
             n = len(ds.train)
@@ -345,9 +234,7 @@ def pretrain(
                 if world > 1:  # the mean over ranks of every step
                     torch.distributed.all_reduce(step_losses)
                     step_losses /= world
-                where = (ckpt_path, epoch, epochs, lr)
-                _check_finite_losses(step_losses, *where)
-                _check_finite_state(model, optimizer, *where)
+                _check_finite(step_losses, model, optimizer, ckpt_path, epoch, epochs, lr)
                 seconds = round(time.time() - t0, 2)
                 row = {"epoch": epoch + 1, "loss": step_losses.mean().item(), "seconds": seconds}
                 row["images_per_s"] = round(steps * batch_size / seconds, 1)
@@ -355,23 +242,10 @@ def pretrain(
                 if rank > 0:  # rank 0 evaluates and writes the checkpoint
                     continue
                 row.update(evaluate(model.encoder, augment, ds, dev))
-                _save(ckpt_path, {
-                    "format": CHECKPOINT_FORMAT,
-                    "config": config,
-                    "encoder": model.encoder.state_dict(),
-                    "method": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1,
-                    "history": history,
-                })  # fmt: skip
+                save_checkpoint(ckpt_path, config, model, optimizer, epoch + 1, history)
                 write_json(out / "config.json", config)  # after the checkpoint it describes
-                metrics = "  ".join(
-                    f"{k} {v:.4f}" for k, v in row.items() if k in ("loss", "knn_top1", "state_r2")
-                )
-                print(
-                    f"epoch {epoch + 1:3d}/{epochs}  {metrics}  ({row['seconds']:.1f} s)",
-                    flush=True,
-                )
+                metrics = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k in _PRINTED)
+                print(f"epoch {epoch + 1:3d}/{epochs}  {metrics}  ({seconds:.1f} s)", flush=True)
         if started_group:
             torch.distributed.barrier()
     finally:
@@ -428,25 +302,6 @@ def _check_arguments(epochs: int, batch_size: int, lr: float) -> None:
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
 
 
-def _device(device: str) -> torch.device:
-    """``"auto"`` → CUDA if available, else the CPU; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _plain(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` as JSON types (tuples become lists), as config.json holds it and
-    ``torch.load(weights_only=True)`` reads it back."""
-    try:
-        return json.loads(json.dumps(config))
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"the pretraining config must hold JSON values (str, int, float, bool, None, lists, "
-            f"dicts): {err}"
-        ) from None
-
-
 def _resumed_config(
     stored: dict[str, Any],
     requested: dict[str, Any],
@@ -497,23 +352,8 @@ def _last_good(ckpt_path: Path, epoch: int) -> str:
     return f"the last good checkpoint, {ckpt_path} (epoch {epoch}), was not overwritten"
 
 
-def _check_finite_losses(
-    losses: torch.Tensor, ckpt_path: Path, epoch: int, epochs: int, lr: float
-) -> None:
-    """:class:`NonFiniteLossError` naming the first non-finite step of ``losses`` (one epoch's,
-    one per step), its value, the epoch and the last good checkpoint."""
-    bad = (~torch.isfinite(losses)).nonzero()  # one device sync per epoch
-    if len(bad) == 0:
-        return
-    step = int(bad[0])
-    raise NonFiniteLossError(
-        f"pretraining diverged: loss {losses[step].item()} at epoch {epoch + 1}/{epochs}, step "
-        f"{step + 1}/{len(losses)} (the first non-finite step); training stopped and "
-        f"{_last_good(ckpt_path, epoch)}. Lower --lr (now {lr}) or check the data"
-    )
-
-
-def _check_finite_state(
+def _check_finite(
+    losses: torch.Tensor,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     ckpt_path: Path,
@@ -521,15 +361,25 @@ def _check_finite_state(
     epochs: int,
     lr: float,
 ) -> None:
-    """:class:`NonFiniteLossError` if a weight, buffer or optimizer state overflowed although
-    every loss was finite (the last update of the epoch), so none is ever checkpointed."""
+    """:class:`NonFiniteLossError` naming the first non-finite step of ``losses`` (one epoch's,
+    one per step), its value, the epoch and the last good checkpoint; or, every loss being
+    finite, naming a weight, buffer or optimizer state that overflowed (the last update of the
+    epoch), so none is ever checkpointed. One device sync for each check."""
+    bad_steps = (~torch.isfinite(losses)).nonzero()
+    if len(bad_steps):
+        step = int(bad_steps[0])
+        raise NonFiniteLossError(
+            f"pretraining diverged: loss {losses[step].item()} at epoch {epoch + 1}/{epochs}, step "
+            f"{step + 1}/{len(losses)} (the first non-finite step); training stopped and "
+            f"{_last_good(ckpt_path, epoch)}. Lower --lr (now {lr}) or check the data"
+        )
     tensors = {f"model {k}": t for k, t in model.state_dict().items()}
     for i, state in enumerate(optimizer.state.values()):
         tensors.update({f"optimizer state {i}.{k}": t for k, t in state.items()})
     tensors = {k: t for k, t in tensors.items() if torch.is_tensor(t) and t.is_floating_point()}
     device = next(model.parameters()).device
     finite = torch.stack([torch.isfinite(t).all().to(device) for t in tensors.values()])
-    if bool(finite.all()):  # one device sync per epoch
+    if bool(finite.all()):
         return
     bad = [name for name, ok in zip(tensors, finite.tolist(), strict=True) if not ok]
     raise NonFiniteLossError(
@@ -545,47 +395,3 @@ def _init_distributed(device: torch.device) -> bool:
         return False
     torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return True
-
-
-def probe(
-    checkpoint: str | Path,
-    dataset: str | None = None,
-    data_dir: str | Path = "data",
-    linear: bool = True,
-    device: str = "auto",
-) -> dict[str, float]:
-    """Probe a checkpoint's encoder on ``dataset`` (default: the one it was trained on): kNN and
-    linear top-1 for labelled sets, linear state R² for ``dmc:`` frames.
-
-    :raises ValueError: an unreadable checkpoint, weights that do not fit the encoder its config
-        describes, or a dataset whose image shape differs from the one it was trained on.
-    """
-    dev = _device(device)
-    ckpt = load_checkpoint(checkpoint)
-    config = ckpt["config"]
-    try:
-        augment, encoder = build_encoder(config)
-    except (TypeError, KeyError) as err:
-        raise ValueError(
-            f"{checkpoint}: cannot rebuild its encoder from the config ({err}); {_EXPECTED}"
-        ) from None
-    what = f"{checkpoint}: its encoder weights do not fit the {config['encoder']} encoder its config describes"
-    _load_state(encoder, ckpt["encoder"], what)
-    encoder.to(dev)
-    name = dataset or config["dataset"]
-    ds = load_dataset(name, data_dir, image_size=config["image_shape"][1], seed=config["seed"])
-    if tuple(ds.image_shape) != tuple(config["image_shape"]):
-        raise ValueError(
-            f"{checkpoint} was trained on {config['dataset']} images of shape "
-            f"{tuple(config['image_shape'])}, but {name} has {tuple(ds.image_shape)}; probe it "
-            "on a dataset of that shape (without --dataset, its own)"
-        )
-    result = evaluate(encoder, augment, ds, dev)
-    if linear and ds.train_labels is not None:
-        keep = ds.train_labels >= 0
-        f_train = encode(encoder, augment.deterministic(ds.train[keep]), device=dev)
-        f_test = encode(encoder, augment.deterministic(ds.test), device=dev)
-        result["linear_top1"] = linear_accuracy(
-            f_train, ds.train_labels[keep], f_test, ds.test_labels
-        )
-    return result

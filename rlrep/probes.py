@@ -1,16 +1,33 @@
-"""Evaluation probes of frozen features: kNN and linear classification, linear state regression.
+"""Evaluation probes of frozen features: kNN and linear classification, linear state regression;
+:func:`evaluate` of an encoder on a dataset and :func:`probe` of a pretraining checkpoint.
 
-All take feature matrices, so they serve any encoder: :func:`encode` turns images into features
-batch by batch, in eval mode, without gradients.
+The metrics take feature matrices, so they serve any encoder: :func:`encode` turns images into
+features batch by batch, in eval mode, without gradients. :func:`evaluate` is the per-epoch
+monitor of :func:`rlrep.pretrain.pretrain` (kNN top-1 for labelled data, linear state R² for
+``dmc:`` frames); :func:`probe` is ``rlrep probe``: it rebuilds a checkpoint's encoder
+(:mod:`rlrep.checkpoint`) and adds the linear top-1.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["encode", "knn_accuracy", "linear_accuracy", "state_r2"]
+from rlrep.checkpoint import load_checkpoint, load_encoder
+from rlrep.datasets import Dataset, load_dataset
+
+__all__ = [
+    "encode",
+    "evaluate",
+    "knn_accuracy",
+    "linear_accuracy",
+    "probe",
+    "resolve_device",
+    "state_r2",
+]
 
 
 @torch.no_grad()
@@ -109,3 +126,63 @@ def state_r2(
     ss_tot = ((y - y.mean(0)) ** 2).sum(0)
     r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp_min(1e-12), torch.zeros_like(ss_res))
     return r2.mean().item()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA if available, else the CPU; anything else as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def evaluate(
+    encoder: nn.Module, augment: nn.Module, ds: Dataset, device: torch.device | str
+) -> dict[str, float]:
+    """kNN (labels) and/or linear R² (states) of the deterministic view's features."""
+    view = augment.deterministic
+    f_train = encode(encoder, view(ds.train), device=device)
+    f_test = encode(encoder, view(ds.test), device=device)
+    out: dict[str, float] = {}
+    if ds.train_labels is not None:
+        keep = ds.train_labels >= 0  # STL-10's unlabelled images carry -1
+        out["knn_top1"] = knn_accuracy(f_train[keep], ds.train_labels[keep], f_test, ds.test_labels)
+    if ds.train_states is not None:
+        out["state_r2"] = state_r2(f_train, ds.train_states, f_test, ds.test_states)
+    return out
+
+
+def probe(
+    checkpoint: str | Path,
+    dataset: str | None = None,
+    data_dir: str | Path = "data",
+    linear: bool = True,
+    device: str = "auto",
+) -> dict[str, float]:
+    """Probe a checkpoint's encoder on ``dataset`` (default: the one it was trained on): kNN and
+    linear top-1 for labelled sets, linear state R² for ``dmc:`` frames.
+
+    :raises ValueError: an unreadable checkpoint, weights that do not fit the encoder its config
+        describes, or a dataset whose image shape differs from the one it was trained on.
+    """
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(checkpoint)
+    config = ckpt["config"]
+    augment, encoder = load_encoder(ckpt, checkpoint)
+    encoder.to(dev)
+    name = dataset or config["dataset"]
+    ds = load_dataset(name, data_dir, image_size=config["image_shape"][1], seed=config["seed"])
+    if tuple(ds.image_shape) != tuple(config["image_shape"]):
+        raise ValueError(
+            f"{checkpoint} was trained on {config['dataset']} images of shape "
+            f"{tuple(config['image_shape'])}, but {name} has {tuple(ds.image_shape)}; probe it "
+            "on a dataset of that shape (without --dataset, its own)"
+        )
+    result = evaluate(encoder, augment, ds, dev)
+    if linear and ds.train_labels is not None:
+        keep = ds.train_labels >= 0
+        f_train = encode(encoder, augment.deterministic(ds.train[keep]), device=dev)
+        f_test = encode(encoder, augment.deterministic(ds.test), device=dev)
+        result["linear_top1"] = linear_accuracy(
+            f_train, ds.train_labels[keep], f_test, ds.test_labels
+        )
+    return result

@@ -11,7 +11,8 @@ import torch
 from stable_baselines3 import SAC
 
 import envs
-from rlrep.pretrain import load_checkpoint, pretrain
+from rlrep.checkpoint import load_checkpoint
+from rlrep.pretrain import pretrain
 from rlrep.runs import RunFolderError
 from rlrep.sb3 import policy_kwargs
 
@@ -228,3 +229,15 @@ def test_torchrun_two_processes_pretrain(tmp_path):
     ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
     assert ckpt["config"]["world_size"] == 2 and ckpt["epoch"] == 1
     assert result.stdout.count("epoch   1/1") == 1  # rank 0 alone reports
+
+
+def test_the_old_imports_still_work():
+    import rlrep.checkpoint
+    import rlrep.probes
+    from rlrep.pretrain import CHECKPOINT_FORMAT, build_encoder, load_checkpoint, pretrain, probe
+
+    assert CHECKPOINT_FORMAT == rlrep.checkpoint.CHECKPOINT_FORMAT == "rlrep-pretrain/1"
+    assert build_encoder is rlrep.checkpoint.build_encoder
+    assert load_checkpoint is rlrep.checkpoint.load_checkpoint
+    assert probe is rlrep.probes.probe
+    assert callable(pretrain)

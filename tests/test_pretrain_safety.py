@@ -12,15 +12,11 @@ import pytest
 import torch
 
 import rlrep.pretrain as pretrain_lib
+from rlrep.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from rlrep.cli import main
 from rlrep.methods.symmetric import SimCLR
-from rlrep.pretrain import (
-    CHECKPOINT_FORMAT,
-    NonFiniteLossError,
-    load_checkpoint,
-    pretrain,
-    probe,
-)
+from rlrep.pretrain import NonFiniteLossError, pretrain
+from rlrep.probes import probe
 from rlrep.runs import RunFolderError, read_json, run_lock
 
 TINY = {
@@ -260,8 +256,10 @@ def test_resume_without_a_checkpoint_is_an_error_unless_asked_to_start(tmp_path)
         pretrain(epochs=1, out=out, resume=True, **TINY)
     assert not (out / "checkpoint.pt").exists()
     (out / ".lock").write_text("999999")  # left by a killed run: it holds no lock
-    pretrain(epochs=1, out=out, resume=True, start_if_missing=True, **TINY)
+    pretrain(epochs=1, out=out, resume_if_exists=True, **TINY)  # alone: start, as none exists
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    assert len(pretrain(epochs=2, out=out, resume_if_exists=True, **TINY)) == 2  # now: continue
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
 
 def test_a_busy_run_folder_is_refused(tmp_path):

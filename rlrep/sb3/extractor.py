@@ -136,7 +136,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             )
         checkpoint = None
         if pretrained is not None:
-            from rlrep.pretrain import load_checkpoint
+            from rlrep.checkpoint import load_checkpoint
 
             checkpoint = pretrained if isinstance(pretrained, dict) else load_checkpoint(pretrained)
             encoder, encoder_kwargs = (

@@ -64,7 +64,7 @@ def policy_kwargs(
         raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(encoder_lib.ENCODERS)}")
     augment_lib.make(augmentation)  # fails early on an unknown name
     if pretrained is not None:
-        from rlrep.pretrain import load_checkpoint
+        from rlrep.checkpoint import load_checkpoint
 
         # The weights travel inside the kwargs, so a saved SB3 model does not depend on the file.
         ckpt = load_checkpoint(pretrained)
