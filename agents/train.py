@@ -341,10 +341,11 @@ def train(
             )
         if not run.history or run.history[-1]["agent_steps"] < model.num_timesteps:
             run.evaluate_and_checkpoint(model)
-            model.save(folder.out / "model.tmp.zip")  # SB3's format, for sharing and SAC.load
-            os.replace(folder.out / "model.tmp.zip", folder.out / "model.zip")
+        model.save(folder.out / "model.tmp.zip")  # SB3's format, for sharing and SAC.load
+        os.replace(folder.out / "model.tmp.zip", folder.out / "model.zip")
         final = run.history[-1]
         random_mean, random_std = run.evaluate_random_policy(model.action_space)
+        eval_env.close()
     print(
         f"final evaluation after {final['frames']} frames: return {final['mean_return']:.1f} ± "
         f"{final['std_return']:.1f} over {final['episodes']} episodes (random policy on the "
