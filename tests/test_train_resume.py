@@ -186,8 +186,8 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_not(tmp_path):
         cwd=ROOT,
     )  # fmt: skip
     assert stale.returncode == 0 and (out / ".lock").exists()
-    with run_lock(out):
-        pass
+    with run_lock(out):  # taken: the lock file now names this process
+        assert (out / ".lock").read_text() == str(os.getpid())
 
 
 @pytest.mark.slow
