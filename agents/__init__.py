@@ -6,10 +6,10 @@
 - :func:`train` — what ``rlrep train`` runs: evaluation, logs, atomic checkpoints, resume.
 """
 
-from agents.curl_sac import CURLSAC
-from agents.ppo_aux import make_ppo_aux
-from agents.presets import CURL_SAC, PPO_AUX, CURLSACConfig, curl_sac_config
-from agents.train import AGENTS, parse_frames, train
+from rlrep.agents.curl_sac import CURLSAC
+from rlrep.agents.ppo_aux import make_ppo_aux
+from rlrep.agents.presets import CURL_SAC, PPO_AUX, CURLSACConfig, curl_sac_config
+from rlrep.agents.train import AGENTS, parse_frames, train
 
 __all__ = [
     "AGENTS",

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 
-from agents.presets import CURL_SAC, CURLSACConfig
+from rlrep.agents.presets import CURL_SAC, CURLSACConfig
 from rlrep.augment import RandomCrop
 from rlrep.methods import CURL
 from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
@@ -41,8 +41,8 @@ class CURLSAC(SAC):
 
     ``CURLSAC(env, curl_sac_config("cartpole-swingup"), seed=1).learn(100_000 // 8)``
 
-    :param env: a pixel env with uint8 ``(3·k, 100, 100)`` observations (``envs.make_dmc``).
-    :param config: hyperparameters (:func:`agents.presets.curl_sac_config`).
+    :param env: a pixel env with uint8 ``(3·k, 100, 100)`` observations (``rlrep.envs.make_dmc``).
+    :param config: hyperparameters (:func:`rlrep.agents.presets.curl_sac_config`).
     :param storage_device: where the replay frames live (``"cuda"`` keeps them on the GPU).
     :param kwargs: passed to SB3's ``SAC`` (``seed``, ``device``, ``tensorboard_log``, ``verbose``).
     """

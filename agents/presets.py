@@ -1,14 +1,14 @@
 """Agent presets as data: CURL-SAC's hyperparameters (Laskin et al. 2020, Table 3) per task.
 
 One table of values, resolved per task by :func:`curl_sac_config`; code lives in
-:mod:`agents.curl_sac`. Where the paper and the reference code (MishaLaskin/curl) differ, the
+:mod:`rlrep.agents.curl_sac`. Where the paper and the reference code (MishaLaskin/curl) differ, the
 choice and the alternative are noted next to the value.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 __all__ = ["CURL_SAC", "PPO_AUX", "CURLSACConfig", "curl_sac_config"]
@@ -18,7 +18,8 @@ __all__ = ["CURL_SAC", "PPO_AUX", "CURLSACConfig", "curl_sac_config"]
 class CURLSACConfig:
     """CURL-SAC hyperparameters. Step counts are agent steps (one action, repeated)."""
 
-    action_repeat: int = 4
+    # None: CURL's per-task value (Table 3), from rlrep.envs.default_action_repeat.
+    action_repeat: int | None = None
     image_size: int = 100  # rendered; the encoder sees the 84 crop
     crop_size: int = 84
     frame_stack: int = 3
@@ -45,9 +46,6 @@ class CURLSACConfig:
     # The reference code steps the encoder twice per CURL update (encoder_optimizer holds the
     # critic's conv layers, cpc_optimizer the whole CURL module; curl#28). True reproduces it.
     double_encoder_step: bool = True
-    actor_log_std_bounds: tuple[float, float] = (-10.0, 2.0)
-    eval_episodes: int = 10
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -64,8 +62,13 @@ class CURLSACConfig:
             if not ok:
                 kind = type(default).__name__
                 raise ValueError(f"CURL-SAC option {f.name} must be a finite {kind}, got {value!r}")
+        repeat = self.action_repeat
+        if repeat is not None and not (isinstance(repeat, int) and not isinstance(repeat, bool)):
+            raise ValueError(
+                f"CURL-SAC option action_repeat must be an int or None, got {repeat!r}"
+            )
         for name in _POSITIVE:
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"CURL-SAC option {name} must be > 0, got {getattr(self, name)}")
         checks = (
             (self.batch_size >= 2, f"batch_size {self.batch_size} < 2 (CURL needs negatives)"),
@@ -91,20 +94,15 @@ _POSITIVE = ("action_repeat", "image_size", "crop_size", "frame_stack", "buffer_
 
 CURL_SAC = CURLSACConfig()
 
-# Per-task differences from the defaults (Table 3).
-_CURL_TASKS: dict[str, dict[str, Any]] = {
-    "finger-spin": {"action_repeat": 2},
-    "walker-walk": {"action_repeat": 2},
-    "cartpole-swingup": {"action_repeat": 8},
-    "cheetah-run": {"action_repeat": 4, "lr": 2e-4},
-    "reacher-easy": {"action_repeat": 4},
-    "ball_in_cup-catch": {"action_repeat": 4},
-}
+# Per-task differences from the defaults (Table 3); the action repeats of the same table live
+# with the environments (rlrep.envs.default_action_repeat), which apply them.
+_CURL_TASKS: dict[str, dict[str, Any]] = {"cheetah-run": {"lr": 2e-4}}
 
 
 def curl_sac_config(task: str, **overrides: Any) -> CURLSACConfig:
-    """The CURL-SAC configuration for a DMC task: defaults, the task's row of Table 3 (action
-    repeat, learning rate), then ``overrides``. Tasks outside the table get the defaults."""
+    """The CURL-SAC configuration for a DMC task: defaults, the task's row of Table 3 (learning
+    rate; the action repeat is the env's), then ``overrides``. Tasks outside the table get the
+    defaults."""
     unknown = set(overrides) - set(CURLSACConfig.__dataclass_fields__)
     if unknown:
         raise ValueError(

@@ -26,6 +26,7 @@ from typing import Any
 
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
+from rlrep.atomic import atomic_write, fsync_path
 from rlrep.runs import read_json, write_json
 
 __all__ = ["CHECKPOINT_FORMAT", "EVAL_FIELDS", "RunFolder"]
@@ -87,24 +88,20 @@ class RunFolder:
         run_tree = write_files(tmp)
         write_json(tmp / "state.json", {"format": CHECKPOINT_FORMAT, **state, "run": run_tree})
         for path in tmp.iterdir():
-            _fsync(path)
+            fsync_path(path)
         os.replace(tmp, final)
-        pointer = self.checkpoints / "latest.tmp"
-        pointer.write_text(name)
-        _fsync(pointer)
-        os.replace(pointer, self.checkpoints / "latest")
+        with atomic_write(self.checkpoints / "latest") as pointer:
+            pointer.write(name)
         for other in self.checkpoints.iterdir():
             if other.is_dir() and other.name != name:
                 shutil.rmtree(other, ignore_errors=True)
         return final
 
     def write_eval_csv(self, history: list[dict[str, Any]]) -> None:
-        tmp = self.out / "eval.csv.tmp"
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(self.out / "eval.csv", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
             writer.writeheader()
             writer.writerows(history)
-        os.replace(tmp, self.out / "eval.csv")
 
     def read_config(self) -> dict[str, Any]:
         return read_json(self.config_path)
@@ -135,11 +132,3 @@ class AppendingCSVOutputFormat(CSVOutputFormat):
         self.keys = header.split(",") if header else []
         self.separator, self.quotechar = ",", '"'
         self.file.seek(0, os.SEEK_END)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

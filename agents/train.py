@@ -3,15 +3,14 @@
 Every ``eval_every`` frames, between two agent steps (after the step's transition is stored and
 its update done): ``eval_episodes`` evaluation episodes (deterministic mean action, center crop)
 on an env reseeded identically at every evaluation, a row in ``eval.csv``, and a checkpoint of
-everything the run needs to continue bit for bit (:mod:`agents.run_state`), written as one set
-(:mod:`agents.run_folder`). ``--resume`` continues from it to the same evaluation returns as the
+everything the run needs to continue bit for bit (:mod:`rlrep.agents.run_state`), written as one set
+(:mod:`rlrep.agents.run_folder`). ``--resume`` continues from it to the same evaluation returns as the
 uninterrupted run; a changed configuration is refused unless explicitly allowed, and recorded.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.run_folder import RunFolder
-from agents.run_state import load_run_state, save_run_state
+from rlrep.agents.run_folder import RunFolder
+from rlrep.agents.run_state import load_run_state, save_run_state
+from rlrep.atomic import atomic_write
 from rlrep.runs import (
     RunFolderError,
     check_changes,
@@ -36,7 +36,6 @@ from rlrep.runs import (
 __all__ = ["AGENTS", "parse_frames", "train"]
 
 AGENTS = ("curl-sac", "ppo-aux")
-SYNTHETIC = "point_mass_pixels"  # the synthetic task (no MuJoCo), for smoke runs and tests
 
 
 def parse_frames(text: str | int) -> int:
@@ -54,37 +53,30 @@ def parse_frames(text: str | int) -> int:
     return int(value)
 
 
-def make_env(task: str, action_repeat: int, seed: int, image_size: int = 100):
-    """A pixel env for ``task`` (a DMC task or ``point_mass_pixels``), seeded."""
-    import envs
-
-    if task == SYNTHETIC:
-        env = envs.PointMassPixels(image_size=image_size)
-        env.reset(seed=seed)
-        return env
-    return envs.make_dmc(
-        task, image_size=image_size, frame_stack=3, action_repeat=action_repeat, seed=seed
-    )
-
-
 def build_agent(
     agent: str, task: str, seed: int, device: str, overrides: dict[str, Any]
-) -> tuple[BaseAlgorithm, int]:
-    """The model and its action repeat."""
+) -> tuple[BaseAlgorithm, dict[str, Any]]:
+    """The model, and the :func:`rlrep.envs.make_env` arguments (all but the seed) of its env."""
+    from rlrep.envs import make_env
+
     if agent == "curl-sac":
-        from agents.curl_sac import CURLSAC
-        from agents.presets import curl_sac_config
+        from rlrep.agents.curl_sac import CURLSAC
+        from rlrep.agents.presets import curl_sac_config
 
         cfg = curl_sac_config(task, **overrides)
-        repeat = 1 if task == SYNTHETIC else cfg.action_repeat
-        env = make_env(task, repeat, seed, cfg.image_size)
+        env_kwargs = {
+            "image_size": cfg.image_size,
+            "frame_stack": cfg.frame_stack,
+            "action_repeat": cfg.action_repeat,
+        }
+        env = make_env(task, seed=seed, **env_kwargs)
         storage = "cuda" if device != "cpu" and _cuda() else "cpu"
-        return CURLSAC(env, cfg, seed=seed, device=device, storage_device=storage), repeat
+        return CURLSAC(env, cfg, seed=seed, device=device, storage_device=storage), env_kwargs
     if agent == "ppo-aux":
-        from agents.ppo_aux import make_ppo_aux
+        from rlrep.agents.ppo_aux import make_ppo_aux
 
         model = make_ppo_aux(task, seed=seed, device=device, **overrides)
-        return model, model.action_repeat
+        return model, model.env_kwargs
     raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
 
 
@@ -315,9 +307,11 @@ def train(
             # frames is the end point, not part of the run's identity: it may grow.
             changes = config_changes(_flat({**stored, "frames": frames}), _flat(config))
             check_changes(changes, allow_config_change, "--allow-config-change")
-        model, repeat = build_agent(agent, task, seed, device, overrides)
-        image_size = model.observation_space.shape[-1]
-        eval_env = DummyVecEnv([lambda: make_env(task, repeat, seed + 10_000, image_size)])
+        from rlrep.envs import action_repeat_of, make_env
+
+        model, env_kwargs = build_agent(agent, task, seed, device, overrides)
+        repeat = action_repeat_of(task, env_kwargs["action_repeat"])
+        eval_env = DummyVecEnv([lambda: make_env(task, seed=seed + 10_000, **env_kwargs)])
         run = _Run(folder, frames, repeat, eval_every, eval_episodes, eval_env, seed + 10_000,
                    progress)  # fmt: skip
         if resuming:
@@ -341,8 +335,8 @@ def train(
             )
         if not run.history or run.history[-1]["agent_steps"] < model.num_timesteps:
             run.evaluate_and_checkpoint(model)
-        model.save(folder.out / "model.tmp.zip")  # SB3's format, for sharing and SAC.load
-        os.replace(folder.out / "model.tmp.zip", folder.out / "model.zip")
+        with atomic_write(folder.out / "model.zip", "wb") as f:
+            model.save(f)  # SB3's format, for sharing and SAC.load
         final = run.history[-1]
         random_mean, random_std = run.evaluate_random_policy(model.action_space)
         eval_env.close()

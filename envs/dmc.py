@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs.rendering import ensure_rendering_backend
+from rlrep.envs.rendering import ensure_rendering_backend
 
 __all__ = ["CURL_TASKS", "DMC_TASKS", "DMCEnv", "default_action_repeat", "make_dmc"]
 

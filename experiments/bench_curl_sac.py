@@ -1,7 +1,7 @@
 """CURL-SAC update time vs plain SB3 SAC update time, same batch, in one run.
 
 Both learn from the same kind of replay data (random 9×100×100 stacks, 125-step episodes):
-``agents.CURLSAC`` with the paper's networks (crops 100 → 84, CURL loss, CURL's schedule) and
+``rlrep.agents.CURLSAC`` with the paper's networks (crops 100 → 84, CURL loss, CURL's schedule) and
 SB3's ``SAC("CnnPolicy")`` (NatureCNN on the 100×100 frames, no augmentation, no auxiliary
 loss). ``model.train(gradient_steps, batch_size)`` is timed in alternating rounds; the script
 prints the medians and their ratio.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stable_baselines3 import SAC
 
-from agents import CURLSAC, curl_sac_config
+from rlrep.agents import CURLSAC, curl_sac_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_aux_update import FramesEnv, median_update_times, resolve_device  # same data and timing

@@ -1,4 +1,4 @@
-"""Agent steps per second of ``envs.make_dmc`` vs a bare dm_control loop, in one run.
+"""Agent steps per second of ``rlrep.envs.make_dmc`` vs a bare dm_control loop, in one run.
 
 Both do the same work per agent step: ``action_repeat`` physics control steps and one 100×100
 render (the limit for any pixel wrapper); ``make_dmc`` adds the frame stack, the action
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-import envs
+from rlrep import envs
 
 
 def main() -> None:
@@ -68,7 +68,7 @@ def main() -> None:
         f"{args.task}, action repeat {args.action_repeat}, {size}×{size} pixels, backend {envs.ensure_rendering_backend()}:"
     )
     print(f"  bare dm_control loop   {b:7.1f} agent steps/s")
-    print(f"  envs.make_dmc          {w:7.1f} agent steps/s")
+    print(f"  make_dmc               {w:7.1f} agent steps/s")
     print(f"  ratio make_dmc / bare = {w / b:.3f}×  (target ≥ 0.95×)")
     env.close()
 

@@ -22,7 +22,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from envs import CURL_TASKS
+from rlrep.envs import CURL_TASKS
 
 
 def run_dir(out: Path, agent: str, task: str, seed: int) -> Path:
@@ -104,7 +104,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from agents.train import parse_frames
+    from rlrep.agents.train import parse_frames
 
     frames = parse_frames(args.frames)
     out = Path(args.out)

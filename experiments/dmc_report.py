@@ -170,7 +170,7 @@ def main() -> None:
         "--out", type=Path, default=None, help="folder for the report (default: root)"
     )
     args = parser.parse_args()
-    from agents.train import parse_frames
+    from rlrep.agents.train import parse_frames
 
     budgets = [parse_frames(b) for b in args.budgets]
     out = args.out or args.root

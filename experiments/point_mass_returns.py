@@ -9,7 +9,7 @@ import argparse
 
 import numpy as np
 
-from envs import PointMassPixels
+from rlrep.envs import PointMassPixels
 
 
 def run(policy: str, episodes: int, **env_kwargs) -> np.ndarray:

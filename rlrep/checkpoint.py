@@ -21,7 +21,6 @@ Guards (errors are ``ValueError``, which the CLI prints and exits 2 on):
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ import torch
 
 import rlrep.augment as augment_lib
 import rlrep.encoders as encoder_lib
+from rlrep.atomic import atomic_write
 
 if TYPE_CHECKING:
     from rlrep.methods import Method
@@ -103,12 +103,8 @@ def save_checkpoint(
         "epoch": epoch,
         "history": history,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def restore_training_state(

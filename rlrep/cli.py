@@ -8,7 +8,7 @@ import sys
 
 
 def _train(args: argparse.Namespace) -> int:
-    from agents.train import AGENTS, train
+    from rlrep.agents.train import AGENTS, train
 
     if args.agent not in AGENTS:
         print(

@@ -11,7 +11,7 @@
   ``test_y.bin``, ``unlabeled_X.bin``) under ``data_dir``; 3×96×96.
 - ``folder:PATH`` — one sub-folder per class of image files (PNG/JPEG), resized to ``image_size``.
 - ``npz:PATH`` — arrays ``images`` (N, C, H, W) or (N, H, W, C) uint8, optional ``labels``/``states``.
-- ``dmc:TASK`` — observations rendered from ``envs.make_dmc`` under a random policy (3 stacked
+- ``dmc:TASK`` — observations rendered from ``rlrep.envs.make_dmc`` under a random policy (3 stacked
   frames, as the RL envs give them), with their proprioceptive states as regression targets;
   cached to ``data_dir/dmc-TASK-….npz``.
 
@@ -286,7 +286,7 @@ def _dmc(
 ) -> Dataset:
     cache = data_dir / f"dmc-{task}-{image_size}px-stack{frame_stack}-{frames}-seed{seed}.npz"
     if not cache.exists():
-        import envs  # lazily: rlrep's core does not depend on envs
+        from rlrep import envs  # lazily: rlrep's core does not depend on envs
 
         env = envs.make_dmc(task, image_size=image_size, frame_stack=frame_stack, seed=seed)
         rng = np.random.default_rng(seed)

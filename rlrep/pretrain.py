@@ -206,6 +206,7 @@ def pretrain(
             torch.manual_seed(seed)  # the same initial weights on every rank
             net = encoder_lib.make(encoder, view_shape, **config["encoder_kwargs"])
             model = method_lib.make(method, net, **config["method_kwargs"]).to(dev)
+            model.gather_distributed = world > 1  # negatives and batch statistics are global
             trained = model
             if world > 1:
                 if dev.type == "cuda":
@@ -229,7 +230,7 @@ def pretrain(
                 bar = tqdm(range(steps), desc=label, disable=not progress or rank > 0, leave=False)
                 step_losses = _train_epoch(
                     trained, model, optimizer, augment, ds.train, order, bar,
-                    batch_size, rank, amp, aug_gen,
+                    batch_size, rank, amp, aug_gen, (epoch * steps, epochs * steps),
                 )  # fmt: skip
                 if world > 1:  # the mean over ranks of every step
                     torch.distributed.all_reduce(step_losses)
@@ -266,9 +267,11 @@ def _train_epoch(
     rank: int,
     amp: bool,
     aug_gen: torch.Generator,
+    schedule: tuple[int, int],
 ) -> torch.Tensor:
     """One epoch of optimizer steps over global batches of ``images`` in ``order``, this rank
-    taking its slice of each; the per-step losses, on the device (not checked here: no sync)."""
+    taking its slice of each; the per-step losses, on the device (not checked here: no sync).
+    ``schedule``: (steps before this epoch, steps in the run), for the targets' momentum."""
     local = batch_size // dist_lib.world_size()
     dev = aug_gen.device
     model.train()
@@ -282,7 +285,7 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         result.loss.float().backward()
         optimizer.step()
-        model.update_targets()
+        model.update_targets(model.momentum_at(schedule[0] + i, schedule[1]))
         losses.append(result.loss.detach())
     return torch.stack(losses)
 

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rlrep.atomic import atomic_write
+
 __all__ = [
     "RunFolderError",
     "check_changes",
@@ -147,10 +149,5 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
+    with atomic_write(path) as f:
         json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -20,7 +20,8 @@ def build(method):
     kwargs = {"queue_size": 32, "hidden_dim": 16, "out_dim": 8} if method == "moco" else {}
     if method == "simclr":
         kwargs = {"hidden_dim": 16, "out_dim": 8}
-    return M.make(method, encoder, **kwargs)
+    # What rlrep pretrain asks for under torchrun (single-process runs are unaffected by it).
+    return M.make(method, encoder, gather_distributed=True, **kwargs)
 
 
 def global_views(n=8):

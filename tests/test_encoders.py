@@ -34,7 +34,7 @@ def test_curl_encoder_architecture_and_init():
         (32, 32, 1, 0),
         (32, 32, 1, 0),
     ]
-    assert enc.conv_dim == 32 * 35 * 35 == 39_200 and enc.fc.out_features == 50
+    assert enc.conv_dim == 32 * 35 * 35 == 39_200 and enc.head.fc.out_features == 50
     for c in convs:  # delta-orthogonal: only the centre tap is non-zero, and it is orthogonal
         w = c.weight.detach()
         assert w[:, :, [0, 2]].abs().sum() == 0 and w[:, :, :, [0, 2]].abs().sum() == 0
@@ -65,3 +65,13 @@ def test_bad_shapes_raise():
     enc = E.make("curl", (9, 84, 84))
     with pytest.raises(ValueError, match=r"expected \(B, 9, H, W\)"):
         enc(torch.zeros(2, 84, 84, 9))
+
+
+def test_pixel_encoder_loads_weights_saved_before_the_head_was_a_module():
+    enc = E.PixelEncoder((9, 36, 36), num_filters=4, num_layers=2)
+    saved = {k.removeprefix("head."): v for k, v in enc.state_dict().items()}  # fc.*, norm.*
+    assert "fc.weight" in saved and "norm.bias" in saved
+    fresh = E.PixelEncoder((9, 36, 36), num_filters=4, num_layers=2)
+    fresh.load_state_dict(saved)
+    for key, value in enc.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
-from envs import rendering
+from rlrep import envs
+from rlrep.envs import rendering
 
 
 def actions(env, n, seed=0):

@@ -132,8 +132,14 @@ def test_symmetrised_methods_are_symmetric_in_their_views():
 
 
 def test_simsiam_stops_the_gradient_of_the_target_branch():
+    """Loss *and gradients* equal the paper's formula with stop-grad on z (Chen & He 2021, Alg. 1):
+    without the stop-gradient the value is the same but the gradients are not."""
+    torch.manual_seed(0)
     method = M.SimSiam(small_encoder(), hidden_dim=8, out_dim=8)
     a, b = views()
+    method(a, b).loss.backward()
+    got = {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None}
+    method.zero_grad()
     features = method.encoder(torch.cat([a, b]))
     z = method.projector(features)
     p_a, p_b = method.predictor(z).chunk(2)
@@ -141,7 +147,11 @@ def test_simsiam_stops_the_gradient_of_the_target_branch():
     expected = (
         -(torch.cosine_similarity(p_a, z_b).mean() + torch.cosine_similarity(p_b, z_a).mean()) / 2
     )
-    torch.testing.assert_close(method(a, b).loss, expected)
+    expected.backward()
+    assert got.keys() == {k for k, p in method.named_parameters() if p.grad is not None}
+    for k, p in method.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(got[k], p.grad, msg=k)
 
 
 def test_make_errors():
@@ -149,3 +159,29 @@ def test_make_errors():
         M.make("dino", small_encoder())
     with pytest.raises(ValueError, match="features_dim"):
         M.make("curl", nn.Conv2d(9, 4, 3))
+
+
+def test_byol_loss_and_gradients_follow_the_paper_with_a_frozen_target():
+    """``[2 − 2cos(q(g(f(a))), g_t(f_t(b))) + (a ↔ b)] / 2``, the target branch a constant."""
+    torch.manual_seed(0)
+    method = M.BYOL(small_encoder(), hidden_dim=8, out_dim=8)
+    with torch.no_grad():  # a target unlike the online network, so the test can tell them apart
+        for p in method.target_encoder.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    a, b = views()
+    loss = method(a, b).loss
+    loss.backward()
+    got = {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None}
+    method.zero_grad()
+    p_a, p_b = method.predictor(method.projector(method.encoder(torch.cat([a, b])))).chunk(2)
+    z_a, z_b = method.target_projector(method.target_encoder(torch.cat([a, b]))).detach().chunk(2)
+    expected = (
+        (2 - 2 * torch.cosine_similarity(p_a, z_b)).mean()
+        + (2 - 2 * torch.cosine_similarity(p_b, z_a)).mean()
+    ) / 2
+    torch.testing.assert_close(loss, expected)
+    expected.backward()
+    assert not any(k.startswith("target_") for k in got)
+    for k, p in method.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(got[k], p.grad, msg=k)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+from rlrep import envs
 
 
 def test_conventions_and_check_env():

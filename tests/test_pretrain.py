@@ -10,7 +10,8 @@ import pytest
 import torch
 from stable_baselines3 import SAC
 
-import envs
+import rlrep.pretrain as pretrain_module
+from rlrep import envs
 from rlrep.checkpoint import load_checkpoint
 from rlrep.pretrain import pretrain
 from rlrep.runs import RunFolderError
@@ -24,19 +25,43 @@ TINY = {
 }
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol", "moco"])
-def test_resume_equals_uninterrupted_run(method, tmp_path):
-    full = pretrain(method=method, epochs=2, out=tmp_path / "full", **TINY)
-    pretrain(method=method, epochs=1, out=tmp_path / "part", **TINY)
-    resumed = pretrain(method=method, epochs=2, out=tmp_path / "part", resume=True, **TINY)
-    a, b = (
-        load_checkpoint(tmp_path / "full" / "checkpoint.pt"),
-        load_checkpoint(tmp_path / "part" / "checkpoint.pt"),
-    )
+class KilledError(Exception):
+    """Stands for a kill right after a checkpoint was written."""
+
+
+def same_checkpoints(a_dir, b_dir):
+    a, b = load_checkpoint(a_dir / "checkpoint.pt"), load_checkpoint(b_dir / "checkpoint.pt")
     assert a["method"].keys() == b["method"].keys()
-    assert all(torch.equal(a["method"][k], b["method"][k]) for k in a["method"])
+    return all(torch.equal(a["method"][k], b["method"][k]) for k in a["method"])
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "moco"])
+def test_resume_equals_uninterrupted_run(method, tmp_path, monkeypatch):
+    full = pretrain(method=method, epochs=2, out=tmp_path / "full", **TINY)
+    real_save = pretrain_module.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KilledError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pretrain_module, "save_checkpoint", save_then_stop)
+        with pytest.raises(KilledError):
+            pretrain(method=method, epochs=2, out=tmp_path / "part", **TINY)
+    resumed = pretrain(method=method, epochs=2, out=tmp_path / "part", resume=True, **TINY)
+    assert same_checkpoints(tmp_path / "full", tmp_path / "part")
     assert [r["loss"] for r in full] == [r["loss"] for r in resumed]
     assert not list((tmp_path / "part").glob("*.tmp"))
+
+
+def test_extending_a_finished_run(tmp_path):
+    # Without a momentum schedule, 1 epoch extended to 2 is the 2-epoch run; BYOL's cosine spans
+    # the --epochs of each session, so extending it stretches the rest of its schedule.
+    for method, same in (("simclr", True), ("byol", False)):
+        pretrain(method=method, epochs=2, out=tmp_path / f"{method}-full", **TINY)
+        pretrain(method=method, epochs=1, out=tmp_path / method, **TINY)
+        pretrain(method=method, epochs=2, out=tmp_path / method, resume=True, **TINY)
+        assert same_checkpoints(tmp_path / f"{method}-full", tmp_path / method) == same, method
 
 
 def test_checkpoint_contents_and_refusal_to_overwrite(tmp_path):
@@ -166,8 +191,8 @@ def test_pretrained_encoder_into_sac_frozen_or_fine_tuned(tmp_path):
     ckpt_path.unlink()
     loaded = SAC.load(tmp_path / "sac.zip")
     assert torch.equal(
-        loaded.critic.features_extractor.encoder.fc.weight,
-        frozen.critic.features_extractor.encoder.fc.weight,
+        loaded.critic.features_extractor.encoder.head.fc.weight,
+        frozen.critic.features_extractor.encoder.head.fc.weight,
     )
 
 

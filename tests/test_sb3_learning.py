@@ -14,7 +14,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-import envs
+from rlrep import envs
 from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
 
 EVAL_SEED = 1000  # the start states of the evaluation episodes; apart from the training seeds

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.train import parse_frames, train
+from rlrep.agents.train import parse_frames, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -78,7 +78,7 @@ def test_train_evaluates_checkpoints_and_logs(tmp_path):
         list((out / "logs").glob("events.out.tfevents.*"))
         and (out / "logs" / "progress.csv").exists()
     )
-    from agents.curl_sac import CURLSAC
+    from rlrep.agents.curl_sac import CURLSAC
 
     shared = CURLSAC.load(out / "model.zip")  # SB3's format, for sharing
     assert shared.num_timesteps == 60

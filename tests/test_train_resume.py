@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.train import train
+from rlrep.agents.train import train
 from rlrep.runs import RunFolderError, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_resume_continues_to_the_same_returns(tmp_path, agent, kw, reference):
 KILLER = textwrap.dedent(
     """
     import importlib, os, signal, sys
-    t = importlib.import_module("agents.train")
+    t = importlib.import_module("rlrep.agents.train")
     point, n = sys.argv[1], int(sys.argv[2])
     calls = [0]
     if point == "replace":  # before the n-th atomic rename of the run
@@ -213,8 +213,8 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_a_crafted_checkpoint_runs_nothing(tmp_path):
     """weights.pt is read with weights_only=True: a pickle payload is refused, never run."""
-    from agents.run_state import ResumeError, load_run_state
-    from agents.train import build_agent
+    from rlrep.agents.run_state import ResumeError, load_run_state
+    from rlrep.agents.train import build_agent
 
     marker = tmp_path / "pwned"
 
@@ -250,11 +250,12 @@ def test_evaluation_is_seeded(tmp_path):
     """The same model evaluated twice gives the same returns (the eval env is reseeded)."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.run_folder import RunFolder
-    from agents.train import _Run, build_agent, make_env
+    from rlrep.agents.run_folder import RunFolder
+    from rlrep.agents.train import _Run, build_agent
+    from rlrep.envs import make_env
 
-    model, _ = build_agent("ppo-aux", "point_mass_pixels", 0, "cpu", PPO_TINY)
-    env = DummyVecEnv([lambda: make_env("point_mass_pixels", 1, 7, 36)])
+    model, env_kwargs = build_agent("ppo-aux", "point_mass_pixels", 0, "cpu", PPO_TINY)
+    env = DummyVecEnv([lambda: make_env("point_mass_pixels", seed=7, **env_kwargs)])
     run = _Run(RunFolder(tmp_path), 100, 1, 50, 3, env, 7, False)
     model.set_logger(RunFolder(tmp_path).logger())
     first = run.evaluate_and_checkpoint(model)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import envs
 import rlrep.augment as A
 import rlrep.encoders as E
 import rlrep.losses as L
 import rlrep.methods as M
+from rlrep import envs
 from rlrep.augment.base import PixelRangeError
 from rlrep.sb3 import RepresentationExtractor, policy_kwargs
 

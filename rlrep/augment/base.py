@@ -23,6 +23,7 @@ __all__ = [
     "Augmentation",
     "PixelRangeError",
     "Sampler",
+    "SeededGenerators",
     "check_images",
     "check_pixel_range",
     "check_probability",
@@ -191,6 +192,26 @@ class Sampler:
         return self.uniform(size) < p
 
 
+class SeededGenerators:
+    """One ``torch.Generator`` per device, seeded with ``seed`` when first used (a generator
+    lives on one device); with ``seed=None`` there are none and torch's global RNG is used.
+
+    :param seed: the seed of every generator, or ``None``.
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+        self._by_device: dict[torch.device, torch.Generator] = {}
+
+    def get(self, device: torch.device) -> torch.Generator | None:
+        """The generator for ``device`` (made on first use), or ``None`` without a seed."""
+        if self.seed is None:
+            return None
+        if device not in self._by_device:
+            self._by_device[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._by_device[device]
+
+
 class Augmentation(nn.Module, abc.ABC):
     """Base class: checks the input, picks the random source, dispatches train / eval.
 
@@ -204,7 +225,7 @@ class Augmentation(nn.Module, abc.ABC):
     def __init__(self, seed: int | None = None) -> None:
         super().__init__()
         self.seed = seed
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self._generators = SeededGenerators(seed)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A random view in training mode, the deterministic view in ``.eval()`` mode."""
@@ -214,8 +235,8 @@ class Augmentation(nn.Module, abc.ABC):
         """A random view of ``x`` whatever the module's mode (checks included)."""
         check_images(x, type(self).__name__, frames=self.needs_rgb_frames)
         self.check_size(x)
-        if generator is None and self.seed is not None:
-            generator = self._own_generator(x.device)
+        if generator is None:
+            generator = self._generators.get(x.device)
         return self.random_view(x, Sampler(x.device, generator))
 
     def deterministic(self, x: torch.Tensor) -> torch.Tensor:
@@ -223,13 +244,6 @@ class Augmentation(nn.Module, abc.ABC):
         check_images(x, type(self).__name__, frames=self.needs_rgb_frames)
         self.check_size(x)
         return self.eval_view(x)
-
-    def _own_generator(self, device: torch.device) -> torch.Generator:
-        if device not in self._generators:
-            g = torch.Generator(device=device)
-            g.manual_seed(self.seed)
-            self._generators[device] = g
-        return self._generators[device]
 
     def check_size(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` if this augmentation cannot apply to ``x``'s spatial size."""

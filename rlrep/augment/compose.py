@@ -7,7 +7,12 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from rlrep.augment.base import check_images, check_pixel_range, pixel_range_checked
+from rlrep.augment.base import (
+    SeededGenerators,
+    check_images,
+    check_pixel_range,
+    pixel_range_checked,
+)
 
 __all__ = ["Compose"]
 
@@ -24,7 +29,7 @@ class Compose(nn.Module):
         super().__init__()
         self.steps = nn.ModuleList(augmentations)
         self.seed = seed
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self._generators = SeededGenerators(seed)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A random view in training mode, the deterministic view in ``.eval()`` mode."""
@@ -33,11 +38,8 @@ class Compose(nn.Module):
     def random(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A random view of ``x`` (each step in turn) whatever the module's mode."""
         self._check(x)
-        if generator is None and self.seed is not None:
-            if x.device not in self._generators:
-                self._generators[x.device] = torch.Generator(device=x.device)
-                self._generators[x.device].manual_seed(self.seed)
-            generator = self._generators[x.device]
+        if generator is None:
+            generator = self._generators.get(x.device)
         with pixel_range_checked():  # checked once above; steps keep values in [0, 1]
             for step in self.steps:
                 x = step.random(x, generator=generator)

@@ -10,7 +10,7 @@ from typing import Any
 from rlrep.encoders.base import PixelEncoderBase, check_observation_shape
 from rlrep.encoders.impala import ImpalaCNN
 from rlrep.encoders.nature import NatureCNN
-from rlrep.encoders.pixel import PixelEncoder, delta_orthogonal_init_
+from rlrep.encoders.pixel import PixelEncoder, PixelHead, delta_orthogonal_init_
 from rlrep.encoders.resnet import ResNet18
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "NatureCNN",
     "PixelEncoder",
     "PixelEncoderBase",
+    "PixelHead",
     "ResNet18",
     "check_observation_shape",
     "delta_orthogonal_init_",

@@ -7,7 +7,7 @@ from torch import nn
 
 from rlrep.encoders.base import PixelEncoderBase
 
-__all__ = ["PixelEncoder", "delta_orthogonal_init_"]
+__all__ = ["PixelEncoder", "PixelHead", "delta_orthogonal_init_"]
 
 
 def delta_orthogonal_init_(module: nn.Module) -> None:
@@ -22,6 +22,27 @@ def delta_orthogonal_init_(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
         mid = module.weight.shape[2] // 2
         nn.init.orthogonal_(module.weight[:, :, mid, mid], nn.init.calculate_gain("relu"))
+
+
+class PixelHead(nn.Module):
+    """CURL's encoder head: Linear → LayerNorm → optional tanh, ``(B, conv_dim) → (B, features_dim)``.
+
+    :param conv_dim: flattened conv features in. :param features_dim: features out.
+    :param tanh: squash the normalised features with tanh.
+
+    Built with PyTorch's default init; :class:`PixelEncoder` (and whoever copies its head)
+    applies :func:`delta_orthogonal_init_`.
+    """
+
+    def __init__(self, conv_dim: int, features_dim: int, tanh: bool = False) -> None:
+        super().__init__()
+        self.fc = nn.Linear(conv_dim, features_dim)
+        self.norm = nn.LayerNorm(features_dim)
+        self.tanh = tanh
+
+    def forward(self, conv_features: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.fc(conv_features))
+        return torch.tanh(h) if self.tanh else h
 
 
 class PixelEncoder(PixelEncoderBase):
@@ -54,8 +75,7 @@ class PixelEncoder(PixelEncoderBase):
             layers += [nn.Conv2d(num_filters, num_filters, 3, stride=1), nn.ReLU()]
         self.convs = nn.Sequential(*layers, nn.Flatten())
         self.conv_dim = self._flat_size(self.convs)
-        self.fc = nn.Linear(self.conv_dim, features_dim)
-        self.norm = nn.LayerNorm(features_dim)
+        self.head = PixelHead(self.conv_dim, features_dim, tanh)
         self.tanh = tanh
         self.apply(delta_orthogonal_init_)
 
@@ -65,8 +85,13 @@ class PixelEncoder(PixelEncoderBase):
 
     def forward_head(self, conv_features: torch.Tensor) -> torch.Tensor:
         """``(B, conv_dim)`` → ``(B, features_dim)``: Linear, LayerNorm, optional tanh."""
-        h = self.norm(self.fc(conv_features))
-        return torch.tanh(h) if self.tanh else h
+        return self.head(conv_features)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_conv(obs))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Weights saved before the head was its own module name its layers fc.* and norm.*.
+        for key in [k for k in state_dict if k.startswith((f"{prefix}fc.", f"{prefix}norm."))]:
+            state_dict[f"{prefix}head.{key[len(prefix) :]}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

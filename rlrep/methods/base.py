@@ -9,6 +9,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from rlrep import distributed
+from rlrep.methods.ema import cosine_momentum, update_momentum
+
 __all__ = ["AuxOutput", "Method", "features_dim_of"]
 
 
@@ -42,12 +45,42 @@ class Method(nn.Module, abc.ABC):
     returns :class:`AuxOutput`; ``features_a = encoder(view_a)``, when the caller has it already
     (e.g. from the RL loss's forward), is reused instead of encoding ``view_a`` again. Call
     :meth:`update_targets` after each optimiser step.
+
+    Momentum targets (solo-learn's pattern): a method declares its ``(online, target)`` pairs in
+    :meth:`momentum_pairs` and its base ``momentum`` (and ``final_momentum``, for BYOL's cosine
+    schedule); :meth:`update_targets` and :meth:`momentum_at` are the one EMA step and schedule.
+
+    :param encoder: the online encoder (needs ``features_dim``).
+    :param gather_distributed: under ``torchrun``, compute the loss over every rank's embeddings
+        (:func:`rlrep.distributed.gather`, gradients kept); off unless asked (``rlrep pretrain``
+        turns it on for multi-process runs). Taken by methods whose loss compares samples
+        across the batch.
     """
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, gather_distributed: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         self.features_dim = features_dim_of(encoder)
+        self.gather_distributed = bool(gather_distributed)
+        self.momentum: float | None = None  # EMA momentum of the targets, if any
+        self.final_momentum: float | None = None  # None: constant ``momentum``
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` of every rank, concatenated, when ``gather_distributed``; else ``x``."""
+        return distributed.gather(x) if self.gather_distributed else x
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """The ``(online, target)`` module pairs the EMA step moves; none by default."""
+        return []
+
+    def momentum_at(self, step: int, total_steps: int) -> float | None:
+        """The momentum after ``step`` of ``total_steps`` optimiser steps: ``momentum`` rising to
+        ``final_momentum`` along BYOL's cosine (constant without a final value); ``None`` for a
+        method without targets."""
+        if self.momentum is None:
+            return None
+        final = self.momentum if self.final_momentum is None else self.final_momentum
+        return cosine_momentum(step, total_steps, base=self.momentum, final=final)
 
     @abc.abstractmethod
     def forward(
@@ -67,8 +100,12 @@ class Method(nn.Module, abc.ABC):
     def update_targets(self, momentum: float | None = None) -> None:
         """Move momentum targets one EMA step toward the online networks (no-op without any).
 
-        :param momentum: overrides the method's ``momentum`` (for a schedule).
+        :param momentum: this step's momentum (from :meth:`momentum_at`); ``None``: the base
+            ``momentum``.
         """
+        m = self.momentum if momentum is None else momentum
+        for online, target in self.momentum_pairs():
+            update_momentum(online, target, m)
 
     def head_parameters(self) -> Iterator[nn.Parameter]:
         """Trainable parameters of the method itself (heads, W), not the encoder's."""

@@ -9,7 +9,7 @@ from torch import nn
 
 from rlrep.losses import byol, negative_cosine
 from rlrep.methods.base import AuxOutput, Method
-from rlrep.methods.ema import check_momentum, make_target, update_momentum
+from rlrep.methods.ema import check_momentum, make_target
 from rlrep.methods.heads import mlp
 from rlrep.metrics import feature_std
 
@@ -19,8 +19,10 @@ __all__ = ["BYOL", "SimSiam"]
 class BYOL(Method):
     """``L = [byol(q(g(f(a))), g_t(f_t(b))) + byol(q(g(f(b))), g_t(f_t(a)))] / 2`` with
     ``byol(p, z) = 2 − 2 cos(p, z)`` (the paper sums the two terms; the mean keeps the scale of
-    one). Targets follow by EMA: base momentum 0.996, raised toward 1 with
-    :func:`~rlrep.methods.ema.cosine_momentum` by passing ``momentum`` to :meth:`update_targets`.
+    one). Targets follow by EMA: momentum 0.996 rising to ``final_momentum`` 1 along the
+    paper's cosine over training (:meth:`momentum_at`; ``rlrep pretrain`` applies it, callers
+    that do not know the run's length pass nothing and keep 0.996; ``final_momentum=None``
+    keeps it constant).
 
     :param hidden_dim: projector / predictor width (paper: 4096); :param out_dim: 256.
     """
@@ -31,6 +33,7 @@ class BYOL(Method):
         hidden_dim: int = 1024,
         out_dim: int = 256,
         momentum: float = 0.996,
+        final_momentum: float | None = 1.0,
     ) -> None:
         super().__init__(encoder)
         self.projector = mlp(self.features_dim, hidden_dim, out_dim)
@@ -38,6 +41,9 @@ class BYOL(Method):
         self.target_encoder = make_target(encoder)
         self.target_projector = make_target(self.projector)
         self.momentum = check_momentum(momentum, "BYOL: momentum")
+        if final_momentum is not None:
+            final_momentum = check_momentum(final_momentum, "BYOL: final_momentum")
+        self.final_momentum = final_momentum
 
     def forward(
         self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
@@ -51,10 +57,8 @@ class BYOL(Method):
         loss = (byol(p_a, z_b) + byol(p_b, z_a)) / 2
         return AuxOutput(loss, {"feature_std": feature_std(features.detach())})
 
-    def update_targets(self, momentum: float | None = None) -> None:
-        m = self.momentum if momentum is None else momentum
-        update_momentum(self.encoder, self.target_encoder, m)
-        update_momentum(self.projector, self.target_projector, m)
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]
 
 
 class SimSiam(Method):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlrep.distributed import gather
 from rlrep.losses import contrastive_accuracy, info_nce_logits
 from rlrep.methods.base import AuxOutput, Method
-from rlrep.methods.ema import check_momentum, make_target, update_momentum
+from rlrep.methods.ema import check_momentum, make_target
 from rlrep.metrics import feature_std
 
 __all__ = ["CURL"]
@@ -23,13 +22,19 @@ class CURL(Method):
     :param target_encoder: the key encoder. ``None``: an EMA copy owned and updated here. In
         CURL-SAC it is the critic target's encoder, updated by the agent (τ = 0.05), so it is kept
         as a reference and :meth:`update_targets` leaves it alone.
-    :param momentum: EMA momentum of an owned key encoder (CURL: 1 − 0.05).
+    :param momentum: EMA momentum of an owned key encoder (CURL: 1 − 0.05, constant).
+    :param gather_distributed: negatives from every rank under ``torchrun`` (see
+        :class:`~rlrep.methods.base.Method`).
     """
 
     def __init__(
-        self, encoder: nn.Module, target_encoder: nn.Module | None = None, momentum: float = 0.95
+        self,
+        encoder: nn.Module,
+        target_encoder: nn.Module | None = None,
+        momentum: float = 0.95,
+        gather_distributed: bool = False,
     ) -> None:
-        super().__init__(encoder)
+        super().__init__(encoder, gather_distributed)
         self.W = nn.Parameter(torch.rand(self.features_dim, self.features_dim))
         self.momentum = check_momentum(momentum, "CURL: momentum")
         self.owns_target = target_encoder is None
@@ -49,7 +54,7 @@ class CURL(Method):
         query = self.encoder(view_a) if features_a is None else features_a
         with torch.no_grad():
             key = self.key_encoder(view_b)
-        logits = info_nce_logits(gather(query), gather(key), self.W)  # negatives from all ranks
+        logits = info_nce_logits(self.gather(query), self.gather(key), self.W)
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss = nn.functional.cross_entropy(logits, labels)
         metrics = {
@@ -58,8 +63,6 @@ class CURL(Method):
         }
         return AuxOutput(loss, metrics)
 
-    def update_targets(self, momentum: float | None = None) -> None:
-        if self.owns_target:
-            update_momentum(
-                self.encoder, self.target_encoder, self.momentum if momentum is None else momentum
-            )
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        # An external key encoder (CURL-SAC's critic target) is moved by its owner.
+        return [(self.encoder, self.target_encoder)] if self.owns_target else []

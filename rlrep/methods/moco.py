@@ -8,11 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlrep.distributed import gather
 from rlrep.losses import contrastive_accuracy, moco_logits
 from rlrep.losses.contrastive import _check_temperature
 from rlrep.methods.base import AuxOutput, Method
-from rlrep.methods.ema import check_momentum, make_target, update_momentum
+from rlrep.methods.ema import check_momentum, make_target
 from rlrep.methods.heads import mlp
 from rlrep.metrics import feature_std
 
@@ -29,6 +28,10 @@ class MoCo(Method):
         small datasets and the non-stationary data of RL, where old keys go stale).
     :param temperature: τ (0.2). :param momentum: EMA momentum (0.999 in MoCo v2; the default
         0.99 follows the encoder faster, as RL needs).
+    :param final_momentum: where the momentum ends along the cosine schedule that
+        ``rlrep pretrain`` applies (1, as BYOL, MoCo v3 and solo-learn's MoCo v2+; the MoCo v2
+        paper keeps it constant: ``None``).
+    :param gather_distributed: enqueue every rank's keys (:class:`~rlrep.methods.base.Method`).
     """
 
     def __init__(
@@ -39,6 +42,8 @@ class MoCo(Method):
         queue_size: int = 4096,
         temperature: float = 0.2,
         momentum: float = 0.99,
+        final_momentum: float | None = 1.0,
+        gather_distributed: bool = False,
     ) -> None:
         integer = isinstance(queue_size, numbers.Integral) and not isinstance(queue_size, bool)
         if not integer or queue_size < 1:
@@ -48,7 +53,10 @@ class MoCo(Method):
             )
         _check_temperature(temperature, "MoCo")
         momentum = check_momentum(momentum, "MoCo: momentum")
-        super().__init__(encoder)
+        if final_momentum is not None:
+            final_momentum = check_momentum(final_momentum, "MoCo: final_momentum")
+        super().__init__(encoder, gather_distributed)
+        self.final_momentum = final_momentum
         self.projector = mlp(self.features_dim, hidden_dim, out_dim, batch_norm=False)
         self.target_encoder = make_target(encoder)
         self.target_projector = make_target(self.projector)
@@ -75,14 +83,12 @@ class MoCo(Method):
         labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         loss = F.cross_entropy(logits, labels)
         if self.training:
-            self._enqueue(gather(key))  # every rank enqueues all ranks' keys: queues stay equal
+            self._enqueue(self.gather(key))  # gathered: every rank's queue holds all keys
         metrics = {
             "accuracy": contrastive_accuracy(logits.detach(), labels),
             "feature_std": feature_std(features.detach()),
         }
         return AuxOutput(loss, metrics)
 
-    def update_targets(self, momentum: float | None = None) -> None:
-        m = self.momentum if momentum is None else momentum
-        update_momentum(self.encoder, self.target_encoder, m)
-        update_momentum(self.projector, self.target_projector, m)
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]

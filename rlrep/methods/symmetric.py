@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlrep.distributed import gather
 from rlrep.losses import barlow_twins, contrastive_accuracy, nt_xent_logits, vicreg
 from rlrep.losses.contrastive import _check_temperature
 from rlrep.methods.base import AuxOutput, Method, features_dim_of
@@ -18,22 +17,25 @@ __all__ = ["BarlowTwins", "SimCLR", "VICReg"]
 
 
 class _SharedProjection(Method):
-    def __init__(self, encoder: nn.Module, projector: nn.Module) -> None:
-        super().__init__(encoder)
+    def __init__(
+        self, encoder: nn.Module, projector: nn.Module, gather_distributed: bool = False
+    ) -> None:
+        super().__init__(encoder, gather_distributed)
         self.projector = projector
 
     def embed(self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None):
         """Features of both views (see :meth:`encode_pair`) and their projections z_a, z_b,
-        gathered from all ranks under ``torchrun`` (batch statistics and negatives are global)."""
+        gathered from all ranks when ``gather_distributed`` (global statistics and negatives)."""
         features = self.encode_pair(view_a, view_b, features_a)
         z_a, z_b = self.projector(features).chunk(2)
-        return features, gather(z_a), gather(z_b)
+        return features, self.gather(z_a), self.gather(z_b)
 
 
 class SimCLR(_SharedProjection):
     """NT-Xent over the 2B embeddings of a projection MLP (paper: 2048 → 2048 → 128).
 
-    :param temperature: τ (0.5 on CIFAR, 0.1 on ImageNet)."""
+    :param temperature: τ (0.5 on CIFAR, 0.1 on ImageNet).
+    :param gather_distributed: negatives from every rank (:class:`~rlrep.methods.base.Method`)."""
 
     def __init__(
         self,
@@ -41,11 +43,11 @@ class SimCLR(_SharedProjection):
         hidden_dim: int = 512,
         out_dim: int = 128,
         temperature: float = 0.5,
+        gather_distributed: bool = False,
     ) -> None:
         _check_temperature(temperature, "SimCLR")
-        super().__init__(
-            encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, batch_norm=False)
-        )
+        projector = mlp(features_dim_of(encoder), hidden_dim, out_dim, batch_norm=False)
+        super().__init__(encoder, projector, gather_distributed)
         self.temperature = temperature
 
     def forward(
@@ -62,12 +64,19 @@ class SimCLR(_SharedProjection):
 
 
 class BarlowTwins(_SharedProjection):
-    """Cross-correlation loss on a 3-layer BN projector (paper: 8192 wide). :param lambd: λ 5e-3."""
+    """Cross-correlation loss on a 3-layer BN projector (paper: 8192 wide). :param lambd: λ 5e-3.
+    :param gather_distributed: the correlation over every rank's batch."""
 
     def __init__(
-        self, encoder: nn.Module, hidden_dim: int = 1024, out_dim: int = 1024, lambd: float = 5e-3
+        self,
+        encoder: nn.Module,
+        hidden_dim: int = 1024,
+        out_dim: int = 1024,
+        lambd: float = 5e-3,
+        gather_distributed: bool = False,
     ) -> None:
-        super().__init__(encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3))
+        projector = mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3)
+        super().__init__(encoder, projector, gather_distributed)
         self.lambd = lambd
 
     def forward(
@@ -79,7 +88,8 @@ class BarlowTwins(_SharedProjection):
 
 
 class VICReg(_SharedProjection):
-    """Variance-invariance-covariance loss on a 3-layer BN expander (paper: 8192 wide)."""
+    """Variance-invariance-covariance loss on a 3-layer BN expander (paper: 8192 wide).
+    :param gather_distributed: variance and covariance over every rank's batch."""
 
     def __init__(
         self,
@@ -89,8 +99,10 @@ class VICReg(_SharedProjection):
         sim_weight: float = 25.0,
         var_weight: float = 25.0,
         cov_weight: float = 1.0,
+        gather_distributed: bool = False,
     ) -> None:
-        super().__init__(encoder, mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3))
+        projector = mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3)
+        super().__init__(encoder, projector, gather_distributed)
         self.weights = (sim_weight, var_weight, cov_weight)
 
     def forward(

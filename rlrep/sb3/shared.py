@@ -28,7 +28,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 
 from rlrep.augment.base import check_pixel_range, pixel_range_checked
-from rlrep.encoders import PixelEncoder, delta_orthogonal_init_
+from rlrep.encoders import PixelEncoder, PixelHead, delta_orthogonal_init_
 from rlrep.sb3.extractor import NORMALIZE_IMAGES_FIX, RepresentationExtractor
 
 __all__ = ["DetachedFeatures", "SharedEncoderSACPolicy", "SharedEncoderTD3Policy"]
@@ -47,14 +47,10 @@ class DetachedFeatures(BaseFeaturesExtractor):
     def __init__(self, source: RepresentationExtractor, own_head: bool = True) -> None:
         super().__init__(source._observation_space, source.features_dim)
         self._source = [source]
-        self.head: torch.nn.Module | None = None
+        self.head: PixelHead | None = None
         if own_head and isinstance(source.encoder, PixelEncoder):
-            enc = source.encoder
-            self.head = torch.nn.ModuleDict(
-                {"fc": copy.deepcopy(enc.fc), "norm": copy.deepcopy(enc.norm)}
-            )
+            self.head = copy.deepcopy(source.encoder.head)
             self.head.apply(delta_orthogonal_init_)  # a fresh init, not the critic's weights
-            self.tanh = enc.tanh
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         source = self._source[0]
@@ -69,10 +65,7 @@ class DetachedFeatures(BaseFeaturesExtractor):
             trunk = (
                 source.encoder.forward_conv(view) if self.head is not None else source.encoder(view)
             )
-        if self.head is None:
-            return trunk
-        h = self.head.norm(self.head.fc(trunk))
-        return torch.tanh(h) if self.tanh else h
+        return trunk if self.head is None else self.head(trunk)
 
 
 class _SharedEncoderCritic(ContinuousCritic):
