@@ -1,6 +1,7 @@
 """The distribution installs one top-level name, ``rlrep``, with every module of the three
 folders under it (``agents/`` → ``rlrep.agents``, ``envs/`` → ``rlrep.envs``)."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -60,8 +61,10 @@ def test_agents_and_envs_import_under_rlrep_only():
         "print(u.find_spec('agents') is None, u.find_spec('envs') is None,"
         " gym.spec('rlrep/PointMassPixels-v0').entry_point, gym.spec('dmc/cartpole-swingup-v0').entry_point)"
     )
-    # Run outside the checkout, so the folders beside rlrep/ are not importable from the cwd.
+    # What the installed distribution provides: run outside the checkout and without PYTHONPATH,
+    # so the folders beside rlrep/ are not importable as top-level packages by accident.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/"
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/", env=env
     ).stdout.split()
     assert out == ["True", "True", "rlrep.envs.point_mass:PointMassPixels", "rlrep.envs.dmc:DMCEnv"]
