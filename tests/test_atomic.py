@@ -30,4 +30,4 @@ def test_only_write_modes_are_accepted(tmp_path):
         pytest.raises(ValueError, match="mode must be 'w' or 'wb'"),
         atomic_write(tmp_path / "x", "a"),
     ):
-        pass
+        pytest.fail("atomic_write opened a file in append mode")
