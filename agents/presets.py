@@ -46,6 +46,10 @@ class CURLSACConfig:
     # The reference code steps the encoder twice per CURL update (encoder_optimizer holds the
     # critic's conv layers, cpc_optimizer the whole CURL module; curl#28). True reproduces it.
     double_encoder_step: bool = True
+    # Conv weights and inputs in channels-last memory format: same update, faster on the CPU
+    # (experiments/bench_curl_official.py). None: on when the agent runs on the CPU (unmeasured
+    # on GPUs, where it stays off).
+    channels_last: bool | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -62,6 +66,10 @@ class CURLSACConfig:
             if not ok:
                 kind = type(default).__name__
                 raise ValueError(f"CURL-SAC option {f.name} must be a finite {kind}, got {value!r}")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise ValueError(
+                f"CURL-SAC option channels_last must be True, False or None, got {self.channels_last!r}"
+            )
         repeat = self.action_repeat
         if repeat is not None and not (isinstance(repeat, int) and not isinstance(repeat, bool)):
             raise ValueError(

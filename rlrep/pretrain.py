@@ -60,6 +60,7 @@ from rlrep.checkpoint import (  # CHECKPOINT_FORMAT, build_encoder: re-exported
     save_checkpoint,
 )
 from rlrep.datasets import Dataset, DatasetError, load_dataset
+from rlrep.objective import AuxObjective
 from rlrep.probes import evaluate, probe, resolve_device  # probe: re-exported
 from rlrep.runs import (
     RunFolderError,
@@ -207,12 +208,12 @@ def pretrain(
             net = encoder_lib.make(encoder, view_shape, **config["encoder_kwargs"])
             model = method_lib.make(method, net, **config["method_kwargs"]).to(dev)
             model.gather_distributed = world > 1  # negatives and batch statistics are global
-            trained = model
+            if world > 1 and dev.type == "cuda":
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            objective = trained = AuxObjective(augment, model)
             if world > 1:
-                if dev.type == "cuda":
-                    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
                 trained = torch.nn.parallel.DistributedDataParallel(
-                    model, device_ids=[dev.index] if dev.type == "cuda" else None
+                    objective, device_ids=[dev.index] if dev.type == "cuda" else None
                 )
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             if ckpt is not None:
@@ -229,7 +230,7 @@ def pretrain(
                 label = f"epoch {epoch + 1}/{epochs}"
                 bar = tqdm(range(steps), desc=label, disable=not progress or rank > 0, leave=False)
                 step_losses = _train_epoch(
-                    trained, model, optimizer, augment, ds.train, order, bar,
+                    trained, objective, optimizer, ds.train, order, bar,
                     batch_size, rank, amp, aug_gen, (epoch * steps, epochs * steps),
                 )  # fmt: skip
                 if world > 1:  # the mean over ranks of every step
@@ -239,6 +240,9 @@ def pretrain(
                 seconds = round(time.time() - t0, 2)
                 row = {"epoch": epoch + 1, "loss": step_losses.mean().item(), "seconds": seconds}
                 row["images_per_s"] = round(steps * batch_size / seconds, 1)
+                # The objective's own means over the epoch (this rank): accuracy, feature_std.
+                aux = objective.pop_metrics()
+                row.update({f"train_{k}": round(v, 6) for k, v in aux.items() if k != "loss"})
                 history.append(row)
                 if rank > 0:  # rank 0 evaluates and writes the checkpoint
                     continue
@@ -257,9 +261,8 @@ def pretrain(
 
 def _train_epoch(
     trained: torch.nn.Module,
-    model: method_lib.Method,
+    objective: AuxObjective,
     optimizer: torch.optim.Optimizer,
-    augment: torch.nn.Module,
     images: torch.Tensor,
     order: torch.Tensor,
     steps: Iterable[int],
@@ -271,21 +274,22 @@ def _train_epoch(
 ) -> torch.Tensor:
     """One epoch of optimizer steps over global batches of ``images`` in ``order``, this rank
     taking its slice of each; the per-step losses, on the device (not checked here: no sync).
-    ``schedule``: (steps before this epoch, steps in the run), for the targets' momentum."""
+    ``trained`` is ``objective`` or its DistributedDataParallel wrapper. ``schedule``: (steps
+    before this epoch, steps in the run), for the targets' momentum."""
     local = batch_size // dist_lib.world_size()
     dev = aug_gen.device
-    model.train()
+    objective.train()
     losses = []
     for i in steps:
         start = i * batch_size + rank * local
         batch = images[order[start : start + local]].to(dev, non_blocking=True)
-        view_a, view_b = augment.random(batch, aug_gen), augment.random(batch, aug_gen)
+        view_a, view_b = objective.views(batch, aug_gen)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-            result = trained(view_a, view_b)
+            result = trained(view_a=view_a, view_b=view_b)
         optimizer.zero_grad(set_to_none=True)
         result.loss.float().backward()
         optimizer.step()
-        model.update_targets(model.momentum_at(schedule[0] + i, schedule[1]))
+        objective.update_targets(objective.method.momentum_at(schedule[0] + i, schedule[1]))
         losses.append(result.loss.detach())
     return torch.stack(losses)
 

@@ -67,18 +67,18 @@ def test_presets_resolve_per_task():
 def test_wiring_and_optimisers():
     m = model()
     encoder = m.critic.features_extractor.encoder
-    assert m.policy.curl.key_encoder is m.critic_target.features_extractor.encoder
+    assert m.objective.method.key_encoder is m.critic_target.features_extractor.encoder
     assert m.log_ent_coef.exp().item() == pytest.approx(0.1)
     assert m.target_entropy == -2.0  # −|A|
     group = m.ent_coef_optimizer.param_groups[0]
     assert group["lr"] == 1e-4 and group["betas"] == (0.5, 0.999)
     curl_ids = {id(p) for g in m.curl_optimizer.param_groups for p in g["params"]}
     assert (
-        id(m.policy.curl.W) in curl_ids and {id(p) for p in encoder.parameters()} <= curl_ids
+        id(m.objective.method.W) in curl_ids and {id(p) for p in encoder.parameters()} <= curl_ids
     )  # curl#28 quirk
     single = model(double_encoder_step=False)
     assert {id(p) for g in single.curl_optimizer.param_groups for p in g["params"]} == {
-        id(single.policy.curl.W)
+        id(single.objective.method.W)
     }
 
 
@@ -93,7 +93,7 @@ def test_one_update_moves_each_part_by_its_rule(monkeypatch):
     q_before, tq_before = snapshot(q_nets), snapshot(target_q_nets)
     tenc_before = snapshot(target_enc)
     seen = {}
-    original_actor = CURLSAC._update_actor_and_alpha
+    original_actor = CURLSAC.update_actor_and_alpha
 
     def spy_actor(self, obs):
         seen["enc_before_actor"] = snapshot(enc)
@@ -106,9 +106,9 @@ def test_one_update_moves_each_part_by_its_rule(monkeypatch):
         seen["enc_at_target_update"] = snapshot(enc)  # targets are updated before the CURL step
         return original_curl(self, anchor, positive)
 
-    original_curl = CURLSAC._update_curl
-    monkeypatch.setattr(CURLSAC, "_update_actor_and_alpha", spy_actor)
-    monkeypatch.setattr(CURLSAC, "_update_curl", spy_curl)
+    original_curl = CURLSAC.update_curl
+    monkeypatch.setattr(CURLSAC, "update_actor_and_alpha", spy_actor)
+    monkeypatch.setattr(CURLSAC, "update_curl", spy_curl)
     m.train(gradient_steps=1, batch_size=8)
 
     # The actor's update leaves the shared conv encoder untouched and trains its own head.
@@ -132,7 +132,7 @@ def test_one_update_moves_each_part_by_its_rule(monkeypatch):
 def test_update_schedule(monkeypatch):
     m = model()
     calls = []
-    for name in ("_update_critic", "_update_actor_and_alpha", "_update_curl"):
+    for name in ("update_critic", "update_actor_and_alpha", "update_curl"):
         original = getattr(CURLSAC, name)
 
         def spy(self, *args, _name=name, _original=original):
@@ -149,8 +149,8 @@ def test_update_schedule(monkeypatch):
     )
     m.train(gradient_steps=4, batch_size=8)
     by_step = {s: [n for t, n in calls if t == s] for s in range(4)}
-    assert by_step[0] == by_step[2] == ["_update_critic", "_update_actor_and_alpha", "_update_curl"]
-    assert by_step[1] == by_step[3] == ["_update_critic", "_update_curl"]
+    assert by_step[0] == by_step[2] == ["update_critic", "update_actor_and_alpha", "update_curl"]
+    assert by_step[1] == by_step[3] == ["update_critic", "update_curl"]
     assert polyaks == [0.01, 0.05, 0.01, 0.05]  # every 2 steps: Q heads, then encoder
 
 
@@ -163,6 +163,35 @@ def test_save_load_and_center_crop_evaluation(tmp_path):
     assert np.array_equal(
         m.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
     )
-    assert torch.equal(m.policy.curl.W, loaded.policy.curl.W)
+    assert torch.equal(m.objective.method.W, loaded.objective.method.W)
     assert loaded.config == m.config
     loaded.learn(5)
+
+
+def _orthogonal(weight: torch.Tensor) -> bool:
+    w = weight.detach().double()
+    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    return torch.allclose(gram, torch.eye(gram.shape[0], dtype=gram.dtype), atol=1e-5)
+
+
+def test_heads_start_from_curls_weight_init_and_log_std_mapping():
+    m = CURLSAC(envs.PointMassPixels(image_size=100), curl_sac_config("cartpole-swingup", **TINY))
+    linears = [
+        layer for q in m.critic.q_networks for layer in q if isinstance(layer, torch.nn.Linear)
+    ]
+    linears += [layer for layer in m.actor.latent_pi if isinstance(layer, torch.nn.Linear)]
+    assert len(linears) == 3 * 2 + 2
+    for layer in linears:
+        assert _orthogonal(layer.weight) and not layer.bias.any()
+    # μ and log σ rows come from one orthogonal (2A, h) matrix, as CURL's single output layer.
+    joint = torch.cat([m.actor.mu.weight, m.actor.log_std.weight])
+    assert _orthogonal(joint) and not m.actor.mu.bias.any() and not m.actor.log_std.bias.any()
+    # The target critic starts as the critic.
+    for a, b in zip(m.critic.parameters(), m.critic_target.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # log σ = −10 + 6·(tanh(x) + 1): in (−10, 2), and ≈ −4 (σ ≈ 0.02) for small pre-activations.
+    features = torch.randn(64, m.actor.features_dim) * 0.01
+    _, log_std = m.actor.dist_params(features)
+    x = m.actor.log_std(m.actor.latent_pi(features))
+    torch.testing.assert_close(log_std, -10 + 6 * (torch.tanh(x) + 1))
+    assert log_std.min() > -10 and log_std.max() < 2

@@ -14,11 +14,11 @@ from rlrep import envs
 from rlrep.sb3 import (
     FrameStackReplayBuffer,
     RepresentationExtractor,
-    RepresentationLogger,
     SharedEncoderSACPolicy,
     SharedEncoderTD3Policy,
     policy_kwargs,
 )
+from rlrep.sb3.binding import bind_policy
 
 SMALL = {"encoder_kwargs": {"num_filters": 8, "num_layers": 2}, "net_arch": [32, 32]}
 
@@ -45,38 +45,67 @@ def batch(n=8, seed=0):
     return torch.randint(0, 256, (n, 9, 24, 24), generator=g).float() / 255  # as SB3 preprocesses
 
 
-def test_aux_gradient_reaches_the_encoder_with_zero_rl_loss_and_equals_the_method_gradient():
-    extractor = sac().critic.features_extractor
+def bound_critic_extractor(model):
+    """The critic's extractor, bound to the critic's optimiser as inside SB3's ``train()``."""
+    bind_policy(model)
+    extractor = model.critic.features_extractor
     extractor.train()
+    return extractor, model.critic.optimizer
+
+
+def test_aux_gradient_reaches_the_encoder_with_zero_rl_loss_and_equals_the_method_gradient():
+    extractor, optimizer = bound_critic_extractor(sac())
+    method = extractor.method
     obs = batch()
     torch.manual_seed(1)
-    (extractor(obs) * 0).sum().backward()  # RL loss ≡ 0: only the aux loss trains
+    features = extractor(obs)  # SB3's order: forward, zero_grad, backward, step
+    optimizer.zero_grad()  # the auxiliary loss is computed here, once
+    (features * 0).sum().backward()  # RL loss ≡ 0: only the aux loss trains
     injected = [p.grad.clone() for p in extractor.encoder.parameters()]
     assert all(g.abs().sum() > 0 for g in injected)
-    assert extractor.method.W.grad is not None and extractor.method.W.grad.abs().sum() > 0
-    assert all(p.grad is None for p in extractor.method.target_encoder.parameters())
+    assert method.W.grad is not None and method.W.grad.abs().sum() > 0
+    assert all(p.grad is None for p in method.target_encoder.parameters())
+    w_grad = method.W.grad.clone()
     extractor.zero_grad()
+    method.W.grad = None
     torch.manual_seed(1)  # the same views, computed by hand
     view_a = extractor.augment.random(obs)
     view_b = extractor.augment.random(obs)
     query = extractor.encoder(view_a)
     with torch.no_grad():
-        key = extractor.method.target_encoder(view_b)
-    L.info_nce(query, key, W=extractor.method.W).backward()
+        key = method.target_encoder(view_b)
+    L.info_nce(query, key, W=method.W).backward()
     for g, p in zip(injected, extractor.encoder.parameters(), strict=True):
         torch.testing.assert_close(g, p.grad)
+    torch.testing.assert_close(w_grad, method.W.grad)
 
 
 def test_aux_weight_scales_the_injected_gradient():
     grads = []
     for weight in (1.0, 2.5):
         torch.manual_seed(0)
-        extractor = sac(aux_weight=weight).critic.features_extractor
+        extractor, optimizer = bound_critic_extractor(sac(aux_weight=weight))
         torch.manual_seed(1)
-        (extractor(batch()) * 0).sum().backward()
+        features = extractor(batch())
+        optimizer.zero_grad()
+        (features * 0).sum().backward()
         grads.append(extractor.encoder.head.fc.weight.grad)
     assert grads[0].abs().sum() > 0  # a gradient to scale (RL loss ≡ 0: it is the aux loss's)
     torch.testing.assert_close(grads[1], 2.5 * grads[0])
+
+
+def test_the_aux_loss_is_computed_once_per_optimiser_step():
+    # Stock SAC runs the critic's extractor twice per gradient step (critic loss, then the
+    # actor loss's Q values): the auxiliary loss belongs to the critic's step only.
+    model = sac(method="curl")
+    model.learn(40)  # random actions: the buffer fills, no update yet
+    calls = []
+    for net in ("actor", "critic"):
+        objective = getattr(model.policy, net).features_extractor.objective
+        original = objective.loss
+        objective.loss = lambda *a, _net=net, _f=original, **k: (calls.append(_net), _f(*a, **k))[1]
+    model.train(gradient_steps=3, batch_size=16)
+    assert calls.count("critic") == 3 and calls.count("actor") == 3
 
 
 def test_aux_weight_zero_reproduces_augmentation_only_training():
@@ -94,19 +123,33 @@ def test_aux_weight_zero_reproduces_augmentation_only_training():
 
 
 def test_momentum_target_takes_one_ema_step_per_optimiser_step():
-    extractor = sac(method="byol").critic.features_extractor
+    extractor, optimizer = bound_critic_extractor(sac(method="byol"))
     method = extractor.method
-    opt = torch.optim.SGD(extractor.parameters(), lr=0.5)
-    extractor(batch()).sum().backward()
-    opt.step()
-    before = [p.clone() for p in method.target_encoder.parameters()]
-    extractor(batch(seed=1))  # the next training forward syncs the targets, once
-    extractor(batch(seed=2))
-    m = method.momentum
-    for t, old, o in zip(
-        method.target_encoder.parameters(), before, extractor.encoder.parameters(), strict=True
-    ):
-        torch.testing.assert_close(t, m * old + (1 - m) * o)
+    with torch.no_grad():  # targets far from the online weights: an EMA step is plain to see
+        for t in method.target_encoder.parameters():
+            t.add_(torch.randn_like(t))
+
+    def target_is(expected):
+        return all(
+            torch.equal(e, t)
+            for e, t in zip(expected, method.target_encoder.parameters(), strict=True)
+        )
+
+    for seed in range(2):
+        before = [p.clone() for p in method.target_encoder.parameters()]
+        features = extractor(batch(seed=seed))
+        optimizer.zero_grad()
+        features.sum().backward()
+        assert target_is(before)  # forward and backward move no target
+        optimizer.step()  # the post-step hook moves the targets, once
+        m = method.momentum
+        online = [p.detach().clone() for p in extractor.encoder.parameters()]
+        expected = [m * old + (1 - m) * o for old, o in zip(before, online, strict=True)]
+        for t, e in zip(method.target_encoder.parameters(), expected, strict=True):
+            torch.testing.assert_close(t, e)
+        moved = [t.clone() for t in method.target_encoder.parameters()]
+        extractor(batch(seed=seed + 10))  # a second forward (SAC's actor-loss pass): no EMA step
+        assert target_is(moved)
 
 
 def test_eval_uses_the_center_crop_and_computes_no_aux_loss():
@@ -116,7 +159,7 @@ def test_eval_uses_the_center_crop_and_computes_no_aux_loss():
     obs = batch()
     center = extractor.encoder(obs[:, :, 2:22, 2:22])  # 24 → round(0.84 · 24) = 20
     torch.testing.assert_close(extractor(obs), center)
-    assert extractor.pop_metrics() == {}
+    assert extractor.pop_record() is None  # nothing kept for an auxiliary loss
     o, _ = env().reset(seed=0)
     a1, _ = model.predict(o, deterministic=True)
     a2, _ = model.predict(o, deterministic=True)
@@ -146,21 +189,25 @@ def test_save_load_restores_auxiliary_state_and_predictions(method, tmp_path):
     loaded.learn(40)  # training continues
 
 
-def test_logger_writes_aux_metrics(tmp_path):
-    model = sac(method="curl")
+def test_aux_metrics_reach_the_sb3_logger_without_a_callback(tmp_path):
+    model = sac(method="curl", rank_every=1)
     model.set_logger(configure(str(tmp_path), ["csv"]))
-    model.learn(100, callback=RepresentationLogger(rank_every=1), log_interval=1)
+    model.learn(100, log_interval=1)
     with open(tmp_path / "progress.csv") as f:
         rows = list(csv.DictReader(f))
 
     def values(key):
         return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
 
-    for key in ("aux/critic_aux_loss", "aux/actor_aux_loss"):  # a cross-entropy: finite, > 0
-        assert values(key) and all(0 < v < float("inf") for v in values(key)), key
-    assert values("aux/critic_accuracy") and all(0 <= v <= 1 for v in values("aux/critic_accuracy"))
-    assert all(v > 0 for v in values("aux/critic_feature_std"))  # not collapsed
-    assert all(1 <= v <= 50 for v in values("aux/critic_effective_rank"))  # ≤ features_dim
+    for net in ("critic", "actor"):
+        loss, accuracy = values(f"aux/{net}.loss"), values(f"aux/{net}.accuracy")
+        assert loss and all(0 < v < float("inf") for v in loss), net  # a cross-entropy
+        assert accuracy and all(0 <= v <= 1 for v in accuracy), net
+        assert values(f"aux/{net}.feature_std") and all(
+            v > 0 for v in values(f"aux/{net}.feature_std")
+        )
+        rank = values(f"aux/{net}.effective_rank")
+        assert rank and all(1 <= v <= 16 for v in rank), net  # ≤ batch size 16
 
 
 def test_shared_encoder_sac_wiring():
@@ -179,13 +226,16 @@ def test_shared_encoder_sac_wiring():
     assert all(p.grad is None for p in critic_enc.parameters())
     # Critic pass for the actor loss (actions with gradient): detached encoder, no aux loss.
     pi = torch.zeros(8, 2, requires_grad=True)
-    policy.critic.features_extractor.pop_metrics()
+    with pytest.warns(UserWarning, match="outside an SB3 algorithm"):  # called by hand, once
+        policy.critic(obs, pi.detach())
+    assert policy.critic.features_extractor.pop_record() is not None
     sum(q.sum() for q in policy.critic(obs, pi)).backward()
     assert all(p.grad is None for p in critic_enc.parameters()) and pi.grad is not None
-    assert policy.critic.features_extractor.pop_metrics() == {}
-    # Critic loss pass: RL + aux gradients.
+    assert policy.critic.features_extractor.pop_record() is None  # kept for no aux loss
+    # Critic loss pass: kept for the auxiliary loss; RL gradients reach the encoder.
     sum(q.sum() for q in policy.critic(obs, pi.detach())).backward()
     assert all(p.grad is not None for p in critic_enc.parameters())
+    assert policy.critic.features_extractor.pop_record() is not None
     # Targets stay in eval mode but see random crops while training.
     assert (
         not policy.critic_target.training
@@ -193,7 +243,8 @@ def test_shared_encoder_sac_wiring():
     )
     policy.set_training_mode(False)
     assert not policy.critic_target.features_extractor.augment.training
-    model.learn(80)
+    model.learn(80)  # inside SB3's train() the extractor finds its optimiser after all
+    assert policy.critic.features_extractor.binding.optimizer is policy.critic.optimizer
 
 
 @pytest.mark.parametrize(
@@ -234,14 +285,20 @@ def test_every_algorithm_trains_with_an_aux_loss(algo, policy, method):
     model = algo(policy, e, **kwargs)
     extractors = [m for m in model.policy.modules() if isinstance(m, RepresentationExtractor)]
     before = [p.clone() for p in extractors[0].encoder.parameters()]
+    losses = []
+    for ex in extractors:
+        if ex.objective is not None:
+            original = ex.objective.loss
+            ex.objective.loss = lambda *a, _f=original, **k: (
+                losses.append(out := _f(*a, **k)) or out
+            )
     model.learn(96)
     assert any(
         not torch.equal(b, p)
         for b, p in zip(before, extractors[0].encoder.parameters(), strict=True)
     )
-    # The aux loss ran during learn(): its metrics were recorded (a finite loss).
-    losses = [ex.pop_metrics().get("aux_loss") for ex in extractors]
-    assert any(loss is not None and np.isfinite(loss) for loss in losses)
+    # The aux loss ran during learn(), with finite values (its gradient: test_sb3_aux_gradient).
+    assert losses and all(np.isfinite(out.loss.item()) for out in losses)
 
 
 def test_bad_configuration_raises():

@@ -313,12 +313,21 @@ def test_raw_pixels_through_sb3_name_normalize_images():
 
 
 def test_extractor_checks_the_range_once_per_forward(monkeypatch):
-    space = envs.PointMassPixels(image_size=24, frame_stack=3).observation_space
-    extractor = RepresentationExtractor(
-        space, method="curl", encoder_kwargs={"num_filters": 4, "num_layers": 2}
-    ).train()
+    from stable_baselines3 import SAC
+
+    from rlrep.sb3 import policy_kwargs
+    from rlrep.sb3.binding import bind_policy
+
+    model = SAC(
+        "CnnPolicy", envs.PointMassPixels(image_size=24, frame_stack=3), buffer_size=100,
+        policy_kwargs=policy_kwargs(method="curl", encoder_kwargs={"num_filters": 4, "num_layers": 2}),
+    )  # fmt: skip
+    bind_policy(model)  # as inside SB3's train()
+    extractor = model.critic.features_extractor.train()
     calls = []
     aminmax = torch.aminmax
     monkeypatch.setattr(torch, "aminmax", lambda x: calls.append(1) or aminmax(x))
-    extractor(torch.rand(4, 9, 24, 24))  # two augmentations, three encoder passes, one check
-    assert len(calls) == 1
+    features = extractor(torch.rand(4, 9, 24, 24))
+    model.critic.optimizer.zero_grad()  # the aux loss: a second view, two more encoder passes
+    features.sum().backward()
+    assert len(calls) == 1  # one check for the batch, none for its views

@@ -56,6 +56,9 @@ class PixelEncoder(PixelEncoderBase):
     :param features_dim: latent size (CURL: 50).
     :param num_layers: conv layers (CURL: 4). :param num_filters: channels (CURL: 32).
     :param tanh: squash the normalised features with tanh.
+    :param channels_last: keep conv weights and inputs in ``torch.channels_last`` memory format
+        (same results up to float rounding; 0.8–0.9× the time of a forward + backward on this
+        project's CPU, see ``experiments/bench_curl_official.py``).
     """
 
     def __init__(
@@ -65,23 +68,31 @@ class PixelEncoder(PixelEncoderBase):
         num_layers: int = 4,
         num_filters: int = 32,
         tanh: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__(observation_shape, features_dim)
+        # In-place ReLUs: a conv's backward needs its input, not its output.
         layers: list[nn.Module] = [
             nn.Conv2d(self.observation_shape[0], num_filters, 3, stride=2),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         ]
         for _ in range(num_layers - 1):
-            layers += [nn.Conv2d(num_filters, num_filters, 3, stride=1), nn.ReLU()]
+            layers += [nn.Conv2d(num_filters, num_filters, 3, stride=1), nn.ReLU(inplace=True)]
         self.convs = nn.Sequential(*layers, nn.Flatten())
         self.conv_dim = self._flat_size(self.convs)
         self.head = PixelHead(self.conv_dim, features_dim, tanh)
         self.tanh = tanh
         self.apply(delta_orthogonal_init_)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.convs.to(memory_format=torch.channels_last)
 
     def forward_conv(self, obs: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` → ``(B, conv_dim)`` flattened conv features."""
-        return self.convs(self.preprocess(obs))
+        x = self.preprocess(obs)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.convs(x)
 
     def forward_head(self, conv_features: torch.Tensor) -> torch.Tensor:
         """``(B, conv_dim)`` → ``(B, features_dim)``: Linear, LayerNorm, optional tanh."""

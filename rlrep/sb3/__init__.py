@@ -10,7 +10,8 @@
 - :class:`SharedEncoderSACPolicy`, :class:`SharedEncoderTD3Policy` — CURL/DrQ wiring: one
   encoder trained by critic + aux loss, read detached by the actor.
 - :class:`FrameStackReplayBuffer` — stores each frame once; timeouts stay non-terminal.
-- :class:`RepresentationLogger` — aux loss, accuracy, feature health in SB3's logger.
+- aux loss, contrastive accuracy, feature std and effective rank reach SB3's logger under
+  ``aux/`` with no callback (:mod:`rlrep.sb3.binding`).
 
 This is the only part of rlrep that knows SB3's internals.
 """
@@ -18,14 +19,12 @@ This is the only part of rlrep that knows SB3's internals.
 from rlrep.sb3.buffer import FrameStackReplayBuffer
 from rlrep.sb3.extractor import RepresentationExtractor, check_image_space
 from rlrep.sb3.kwargs import policy_kwargs
-from rlrep.sb3.logger import RepresentationLogger
 from rlrep.sb3.shared import DetachedFeatures, SharedEncoderSACPolicy, SharedEncoderTD3Policy
 
 __all__ = [
     "DetachedFeatures",
     "FrameStackReplayBuffer",
     "RepresentationExtractor",
-    "RepresentationLogger",
     "SharedEncoderSACPolicy",
     "SharedEncoderTD3Policy",
     "check_image_space",

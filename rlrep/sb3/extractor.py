@@ -1,12 +1,9 @@
-"""A Stable-Baselines3 features extractor that augments its input and trains an auxiliary loss.
+"""A Stable-Baselines3 features extractor: augment → encode, plus an auxiliary objective.
 
-SB3 calls ``features_extractor(obs)`` inside its own losses and steps its own optimisers, so the
-auxiliary loss rides on the RL loss's backward pass: in a training forward with gradients, the
-extractor computes ``aux_weight × aux_loss`` on two views of the batch and ties it to the features
-with an identity autograd node whose backward also sends a gradient of 1 to that loss. Whichever
-SB3 loss is backpropagated through the features then trains the encoder (and the method's heads,
-which are submodules here and so in SB3's optimiser) by RL loss + ``aux_weight ×`` aux loss.
-Momentum targets take their EMA step lazily, once per optimiser step of the encoder.
+The extractor is a function of the observation (a random or the deterministic view, encoded).
+When it carries a method, it also owns an :class:`~rlrep.objective.AuxObjective` and remembers its
+last training forward; :mod:`rlrep.sb3.binding` computes the auxiliary loss from that record once
+per optimiser step, takes the EMA step and logs the metrics (see there).
 """
 
 from __future__ import annotations
@@ -24,7 +21,8 @@ import rlrep.augment as augment_lib
 import rlrep.encoders as encoder_lib
 import rlrep.methods as method_lib
 from rlrep.augment.base import check_pixel_range, pixel_range_checked
-from rlrep.metrics import feature_std
+from rlrep.objective import AuxObjective
+from rlrep.sb3.binding import AuxBinding, bind_policy, find_algorithm, warn_unbound
 
 __all__ = ["RepresentationExtractor", "check_aux_weight", "check_image_space"]
 
@@ -44,18 +42,6 @@ def check_aux_weight(aux_weight: float) -> float:
             "aux_weight=1.0 (0 turns the auxiliary loss off: augmentation only)"
         )
     return float(aux_weight)
-
-
-class _AttachAuxLoss(torch.autograd.Function):
-    """Identity on ``features``; in backward, also a gradient of 1 for ``aux_loss``."""
-
-    @staticmethod
-    def forward(ctx, features: torch.Tensor, aux_loss: torch.Tensor) -> torch.Tensor:
-        return features.view_as(features)
-
-    @staticmethod
-    def backward(ctx, grad_features: torch.Tensor):
-        return grad_features, torch.ones((), device=grad_features.device, dtype=grad_features.dtype)
 
 
 def check_image_space(observation_space: gym.Space) -> tuple[int, int, int]:
@@ -88,9 +74,10 @@ class RepresentationExtractor(BaseFeaturesExtractor):
     ``normalize_images`` (one ``aminmax`` per forward; augmentation and encoder skip theirs).
 
     - training mode: features of a random view (``rl_view="augmented"``, as RAD, DrQ, CURL) or
-      of the deterministic view (``"deterministic"``); and, when gradients are on and there is a
-      ``method`` with ``aux_weight > 0``, the auxiliary loss of two random views (the RL view is
-      the first) attached to the features.
+      of the deterministic view (``"deterministic"``); when gradients are on and there is a
+      ``method`` with ``aux_weight > 0``, the forward is recorded for the auxiliary loss, which
+      the SB3 optimiser stepping this encoder adds once per step (:mod:`rlrep.sb3.binding`; the
+      RL view is the anchor, a second random view the positive).
     - evaluation mode (``predict``, rollouts, SB3's target networks, which SB3 keeps in eval
       mode): features of the deterministic view (center crop), no auxiliary loss.
 
@@ -107,6 +94,8 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         views must have the shape it was trained on.
     :param freeze: keep the pretrained encoder fixed (no gradient, eval mode); the RL heads
         learn on its features (ATC-style decoupled representation learning).
+    :param rank_every: log the effective rank of the RL view's features every ``rank_every``
+        auxiliary steps (an SVD; a collapse alarm), ``0`` for never.
     """
 
     def __init__(
@@ -123,6 +112,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         augmentation_kwargs: dict[str, Any] | None = None,
         pretrained: str | dict[str, Any] | None = None,
         freeze: bool = False,
+        rank_every: int = 100,
     ) -> None:
         c, h, w = check_image_space(observation_space)
         aux_weight = check_aux_weight(aux_weight)
@@ -178,21 +168,29 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self.augment, self.encoder = augment, net
         self.view_shape = tuple(view_shape)
         self.aux_weight, self.rl_view = float(aux_weight), rl_view
-        self.method: method_lib.Method | None = None
+        self.objective: AuxObjective | None = None
         if method is not None:
             # Forked RNG: the heads' random init does not shift the rest of the policy's, so a
             # model with aux_weight=0 starts (and trains) exactly as one without a method.
             with torch.random.fork_rng(devices=[]):
-                self.method = method_lib.make(method, net, **(method_kwargs or {}))
-        self._online_version: int | None = None
-        self._metric_sums: dict[str, torch.Tensor] = {}
-        self._metric_count = 0
-        self.last_features: torch.Tensor | None = None
+                self.objective = AuxObjective(
+                    augment, method_lib.make(method, net, **(method_kwargs or {})), rank_every
+                )
+        self.binding: AuxBinding | None = None  # set by rlrep.sb3.binding
+        self._record: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None
+        self._warned_unbound = False
+
+    @property
+    def method(self) -> method_lib.Method | None:
+        """The objective's method (heads, targets), or ``None``."""
+        return None if self.objective is None else self.objective.method
 
     def train(self, mode: bool = True) -> RepresentationExtractor:
         super().train(mode)
         if self.freeze:
             self.encoder.eval()  # a frozen encoder keeps its BatchNorm statistics
+        if not mode:
+            self._record = None  # rollouts: drop the last update's batch
         return self
 
     # --- forward -------------------------------------------------------------------------------
@@ -208,49 +206,33 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             return self.encoder(
                 aug.random(observations) if aug.training else aug.deterministic(observations)
             )
-        if self.rl_view == "augmented":
-            view_a = self.augment.random(observations)
-        else:
-            view_a = self.augment.deterministic(observations)
-        features = self.encoder(view_a)
-        if not torch.is_grad_enabled() or self.method is None or self.aux_weight == 0.0:
-            return features
-        self.last_features = features.detach()
-        self._sync_targets()
-        if self.rl_view == "augmented":  # the RL view doubles as the anchor view
-            out = self.method(view_a, self.augment.random(observations), features_a=features)
-        else:
-            out = self.method(self.augment.random(observations), self.augment.random(observations))
-        self._record(out.loss.detach(), out.metrics)
-        return _AttachAuxLoss.apply(features, self.aux_weight * out.loss)
+        augmented = self.rl_view == "augmented"
+        view = self.augment.random(observations) if augmented else None
+        features = self.encoder(view if augmented else self.augment.deterministic(observations))
+        if torch.is_grad_enabled() and self.objective is not None and self.aux_weight > 0:
+            self._remember(observations, view, features)
+        return features
 
-    def _sync_targets(self) -> None:
-        """EMA step of the method's targets if the encoder changed since the last one."""
-        version = sum(p._version for p in self.encoder.parameters())
-        if self._online_version is not None and version != self._online_version:
-            self.method.update_targets()
-        self._online_version = version
+    def _remember(
+        self, observations: torch.Tensor, view: torch.Tensor | None, features: torch.Tensor
+    ) -> None:
+        """Keep this training forward for the auxiliary loss (the latest one wins)."""
+        if self.binding is None:
+            algorithm = find_algorithm(self)
+            if algorithm is not None:
+                bind_policy(algorithm)
+            if self.binding is None and not self._warned_unbound:  # outside SB3: say so once
+                self._warned_unbound = True
+                warn_unbound(self)
+        self._record = (observations, view, features)
 
-    # --- metrics -------------------------------------------------------------------------------
-    def _record(self, loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> None:
-        values = {"aux_loss": loss, **metrics}
-        for key, value in values.items():
-            value = value.detach().float()
-            self._metric_sums[key] = (
-                self._metric_sums[key] + value if key in self._metric_sums else value
-            )
-        self._metric_count += 1
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Models saved before the objective existed name the method's state method.*.
+        for key in [k for k in state_dict if k.startswith(f"{prefix}method.")]:
+            state_dict[f"{prefix}objective.{key[len(prefix) :]}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def pop_metrics(self) -> dict[str, float]:
-        """Means of the auxiliary metrics since the last call (one host sync), then reset."""
-        if self._metric_count == 0:
-            return {}
-        means = {k: (v / self._metric_count).item() for k, v in self._metric_sums.items()}
-        self._metric_sums, self._metric_count = {}, 0
-        return means
-
-    def feature_health(self) -> dict[str, float]:
-        """Std of normalised features (≈ 1 healthy, 0 collapsed) on the last training batch."""
-        if self.last_features is None:
-            return {}
-        return {"feature_std": feature_std(self.last_features).item()}
+    def pop_record(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None:
+        """The last training forward (observations, RL view or ``None``, features), then forget it."""
+        record, self._record = self._record, None
+        return record

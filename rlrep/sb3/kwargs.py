@@ -24,6 +24,7 @@ def policy_kwargs(
     augmentation_kwargs: dict[str, Any] | None = None,
     pretrained: str | None = None,
     freeze: bool = False,
+    rank_every: int = 100,
     **extra: Any,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3's SAC, TD3, DQN, PPO and A2C (``"CnnPolicy"``) that train an
@@ -44,6 +45,11 @@ def policy_kwargs(
         config and weights are read now and kept in these kwargs, so saved models are
         self-contained).
     :param freeze: keep that encoder fixed (``True``) or fine-tune it (``False``).
+    :param rank_every: the effective rank of the features is logged every ``rank_every``
+        auxiliary steps (``0``: never). The auxiliary loss, contrastive accuracy and feature std
+        are logged on every step: SB3's logger shows their means under ``aux/`` (``aux/loss``, or
+        ``aux/critic.loss`` and ``aux/actor.loss`` when actor and critic have their own encoder)
+        with no callback.
     :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
     :raises ValueError: unknown method, augmentation or encoder, ``aux_weight`` not finite or
         negative, ``normalize_images=False`` (the extractor needs SB3's [0, 1] scaling); image
@@ -83,6 +89,7 @@ def policy_kwargs(
             "augmentation_kwargs": augmentation_kwargs,
             "pretrained": pretrained,
             "freeze": freeze,
+            "rank_every": rank_every,
         },
         **extra,
     }

@@ -75,9 +75,13 @@ class _SharedEncoderCritic(ContinuousCritic):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not actions.requires_grad):
             return self.extract_features(obs, self.features_extractor)
 
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        q_input = torch.cat([self._features(obs, actions), actions], dim=1)
+    def q_values(self, features: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Each Q head on ``(B, features_dim)`` features and ``(B, |A|)`` actions → ``(B, 1)``."""
+        q_input = torch.cat([features, actions], dim=1)
         return tuple(q_net(q_input) for q_net in self.q_networks)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.q_values(self._features(obs, actions), actions)
 
     def q1_forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.q_networks[0](torch.cat([self._features(obs, actions), actions], dim=1))

@@ -1,0 +1,197 @@
+"""The thin adapter between SB3's optimisers and an extractor's :class:`~rlrep.objective.AuxObjective`.
+
+Every SB3 algorithm runs the same sequence for each of its optimisers: the loss's forward
+(which calls the features extractor), ``optimizer.zero_grad()``, ``loss.backward()``, an optional
+gradient clip, ``optimizer.step()``. The extractor only *records* its last training forward (the
+observations, the RL view and its features); the adapter bound to the optimiser that steps the
+extractor's encoder then, explicitly:
+
+1. at ``zero_grad()``: computes the auxiliary loss once from that record, reusing the RL view's
+   features as the anchor; backpropagates ``aux_weight × loss`` to the method's heads (and the
+   second view's encoder pass), and adds its gradient at the anchor features to the RL loss's
+   through a hook on those features, so the encoder takes one backward for both losses and the
+   clip covers their sum (what ``rl_loss + aux_weight × aux_loss`` gives);
+2. after ``step()`` (an optimiser post-step hook): the method's EMA target step, and the
+   objective's metrics into the algorithm's logger under ``aux/``.
+
+So the stock SAC ``CnnPolicy``, whose critic runs its extractor twice per gradient step (critic
+loss, then actor loss), computes each auxiliary loss once per optimiser step.
+
+SB3 gives a policy no reference to its algorithm or logger: :func:`find_algorithm` finds the
+algorithm once, at an extractor's first training forward, as the ``self`` of the SB3 method on the
+call stack (``train()``) whose policy holds the extractor.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from rlrep.augment.base import pixel_range_checked
+
+if TYPE_CHECKING:
+    from rlrep.sb3.extractor import RepresentationExtractor
+
+__all__ = ["AuxBinding", "bind_policy", "find_algorithm"]
+
+
+def find_algorithm(module: torch.nn.Module) -> BaseAlgorithm | None:
+    """The SB3 algorithm on the call stack whose policy contains ``module``, or ``None``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        policy = (
+            getattr(candidate, "policy", None) if isinstance(candidate, BaseAlgorithm) else None
+        )
+        if policy is not None and any(m is module for m in policy.modules()):
+            return candidate
+        frame = frame.f_back
+    return None
+
+
+def _owner_names(policy: torch.nn.Module, extractors: list[RepresentationExtractor]) -> list[str]:
+    """Logger prefixes: the submodule that holds each extractor (``actor``, ``critic``, …), or
+    nothing for a single extractor."""
+    if len(extractors) == 1:
+        return [""]
+    names = {}
+    for name, module in policy.named_modules():
+        for i, ex in enumerate(extractors):
+            if module is ex and i not in names:
+                names[i] = name.rsplit("features_extractor", 1)[0].rstrip("._").replace(".", "_")
+    return [names.get(i, str(i)) or str(i) for i in range(len(extractors))]
+
+
+def bind_policy(algorithm: BaseAlgorithm) -> None:
+    """Bind every objective-carrying extractor of ``algorithm.policy`` to the optimiser that
+    steps its encoder (SB3 keeps optimisers as ``.optimizer`` of the policy or its submodules)."""
+    from rlrep.sb3.extractor import RepresentationExtractor
+
+    policy = algorithm.policy
+    extractors: list[RepresentationExtractor] = []
+    for module in policy.modules():
+        wanted = isinstance(module, RepresentationExtractor) and module.objective is not None
+        if wanted and all(module is not e for e in extractors):
+            extractors.append(module)
+    optimizers = [
+        m.optimizer
+        for m in policy.modules()
+        if isinstance(getattr(m, "optimizer", None), torch.optim.Optimizer)
+    ]
+    for extractor, name in zip(extractors, _owner_names(policy, extractors), strict=True):
+        first = next(extractor.encoder.parameters())
+        owner = next(
+            (o for o in optimizers for g in o.param_groups for p in g["params"] if p is first),
+            None,
+        )
+        if owner is None or extractor.binding is not None:  # a target network; or bound
+            continue
+        AuxBinding(extractor, owner, algorithm, prefix=f"aux/{name}." if name else "aux/")
+
+
+class AuxBinding:
+    """Drives one extractor's objective from ``optimizer`` (see the module docstring).
+
+    :param extractor: the :class:`~rlrep.sb3.RepresentationExtractor` with an objective.
+    :param optimizer: the optimiser whose ``step()`` moves the extractor's encoder.
+    :param algorithm: the SB3 algorithm, for its logger (held weakly).
+    :param prefix: logger key prefix, e.g. ``"aux/critic."``.
+    """
+
+    def __init__(
+        self,
+        extractor: RepresentationExtractor,
+        optimizer: torch.optim.Optimizer,
+        algorithm: BaseAlgorithm,
+        prefix: str = "aux/",
+    ) -> None:
+        self.extractor, self.optimizer, self.prefix = extractor, optimizer, prefix
+        self._algorithm = weakref.ref(algorithm)
+        self._hook_fired: list[bool] | None = None
+        bindings = getattr(optimizer, "_rlrep_bindings", None)
+        if bindings is None:  # first binding on this optimiser: wrap zero_grad, hook step
+            bindings = optimizer._rlrep_bindings = []
+            optimizer.zero_grad = _ZeroGradThenAux(optimizer.zero_grad, bindings)
+            optimizer.register_step_post_hook(_after_step(bindings))
+        bindings.append(self)
+        extractor.binding = self
+
+    def apply_aux(self) -> None:
+        """Backpropagate the auxiliary loss of the extractor's last training forward (if any)."""
+        record = self.extractor.pop_record()
+        if record is None:
+            self._hook_fired = None
+            return
+        obs, view, features = record
+        objective, weight = self.extractor.objective, self.extractor.aux_weight
+        with pixel_range_checked():  # the extractor checked obs when it recorded them
+            if view is None:  # rl_view="deterministic": the aux loss draws two views of its own
+                (weight * objective.loss(obs).loss).backward()
+                return
+            # The anchor is the RL view's features, cut from their graph: the aux loss's gradient
+            # at them joins the RL loss's in the one backward through the encoder (hook below).
+            anchor = features.detach().requires_grad_()
+            (weight * objective.loss(obs, view_a=view, features_a=anchor).loss).backward()
+        fired = self._hook_fired = [anchor.grad is None]
+        if anchor.grad is not None:
+            extra = anchor.grad
+
+            def add_aux_gradient(grad: torch.Tensor) -> torch.Tensor:
+                fired[0] = True
+                return grad + extra
+
+            features.register_hook(add_aux_gradient)
+
+    def after_step(self) -> None:
+        """EMA step of the method's targets and metrics to the logger, after ``step()``."""
+        if self._hook_fired is not None and not self._hook_fired[0]:
+            raise RuntimeError(
+                "rlrep: the auxiliary gradient was computed at optimizer.zero_grad() but the loss "
+                "backpropagated before step() did not pass through the features it was computed "
+                "for; rlrep's SB3 adapter needs SB3's order in train(): forward, zero_grad(), "
+                "backward(), step()"
+            )
+        self._hook_fired = None
+        objective = self.extractor.objective
+        objective.update_targets()
+        algorithm = self._algorithm()
+        logger = getattr(algorithm, "_logger", None) if algorithm is not None else None
+        metrics = objective.pop_metrics()
+        if logger is None:
+            return
+        for key, value in metrics.items():
+            logger.record_mean(self.prefix + key, value)
+
+
+class _ZeroGradThenAux:
+    """``optimizer.zero_grad`` followed by each binding's :meth:`AuxBinding.apply_aux`."""
+
+    def __init__(self, zero_grad: Any, bindings: list[AuxBinding]) -> None:
+        self.zero_grad, self.bindings = zero_grad, bindings
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self.zero_grad(*args, **kwargs)
+        for binding in self.bindings:
+            binding.apply_aux()
+
+
+def _after_step(bindings: list[AuxBinding]):
+    def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for binding in bindings:
+            binding.after_step()
+
+    return hook
+
+
+def warn_unbound(extractor: torch.nn.Module) -> None:
+    warnings.warn(
+        "RepresentationExtractor trained outside an SB3 algorithm's train(): the auxiliary loss "
+        "is not applied. Call extractor.objective.loss(...) in your own update, or train through "
+        "SAC/TD3/DQN/PPO/A2C",
+        stacklevel=3,
+    )
