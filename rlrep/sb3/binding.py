@@ -83,15 +83,19 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
         for m in policy.modules()
         if isinstance(getattr(m, "optimizer", None), torch.optim.Optimizer)
     ]
-    for extractor, name in zip(extractors, _owner_names(policy, extractors), strict=True):
+    owned = []  # (extractor, its optimiser); target networks are in none
+    for extractor in extractors:
         first = next(extractor.encoder.parameters())
         owner = next(
             (o for o in optimizers for g in o.param_groups for p in g["params"] if p is first),
             None,
         )
-        if owner is None or extractor.binding is not None:  # a target network; or bound
-            continue
-        AuxBinding(extractor, owner, algorithm, prefix=f"aux/{name}." if name else "aux/")
+        if owner is not None:
+            owned.append((extractor, owner))
+    names = _owner_names(policy, [extractor for extractor, _ in owned])
+    for (extractor, owner), name in zip(owned, names, strict=True):
+        if extractor.binding is None:
+            AuxBinding(extractor, owner, algorithm, prefix=f"aux/{name}." if name else "aux/")
 
 
 class AuxBinding:
@@ -188,7 +192,8 @@ def _after_step(bindings: list[AuxBinding]):
     return hook
 
 
-def warn_unbound(extractor: torch.nn.Module) -> None:
+def warn_unbound() -> None:
+    """Say, once per extractor, that its auxiliary loss is not applied outside SB3's train()."""
     warnings.warn(
         "RepresentationExtractor trained outside an SB3 algorithm's train(): the auxiliary loss "
         "is not applied. Call extractor.objective.loss(...) in your own update, or train through "

@@ -223,7 +223,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
                 bind_policy(algorithm)
             if self.binding is None and not self._warned_unbound:  # outside SB3: say so once
                 self._warned_unbound = True
-                warn_unbound(self)
+                warn_unbound()
         self._record = (observations, view, features)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
