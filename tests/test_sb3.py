@@ -166,27 +166,84 @@ def test_eval_uses_the_center_crop_and_computes_no_aux_loss():
     assert np.array_equal(a1, a2)
 
 
+@pytest.mark.parametrize("policy", ["CnnPolicy", SharedEncoderSACPolicy])
+def test_target_networks_hold_no_copy_of_the_method(policy):
+    model = SAC(policy, env(), learning_rate=lambda progress: 1e-3 * progress, buffer_size=300,
+                learning_starts=40, batch_size=16, seed=0,
+                policy_kwargs=policy_kwargs(method="byol", **SMALL))  # fmt: skip
+    online = model.critic.features_extractor
+    heads = list(online.method.head_parameters())
+    initial = [h.detach().clone() for h in heads]
+    model.learn(80)
+    # SB3 polyak-averages zip(critic.parameters(), critic_target.parameters()): neither holds
+    # the method, and the target's extractor has dropped its copy.
+    for net in (model.critic, model.critic_target):
+        names = [n for n, _ in net.named_parameters()]
+        assert not any("method" in n or "objective" in n for n in names)
+    target = model.critic_target.features_extractor
+    assert target.objective is None and target.get_extra_state() == {}
+    # The heads train through an optimiser of the critic's class, at its current learning rate.
+    binding = online.binding
+    assert type(binding.head_optimizer) is type(model.critic.optimizer)
+    assert (
+        binding.head_optimizer.param_groups[0]["lr"]
+        == model.critic.optimizer.param_groups[0]["lr"]
+        < 1e-3
+    )
+    assert all(not torch.equal(h, h0) for h, h0 in zip(heads, initial, strict=True))
+
+
+def test_the_objective_follows_the_extractor_to_a_dtype():
+    extractor = sac(method="moco").critic.features_extractor
+    method = extractor.method  # not a submodule: converted by the extractor's _apply
+    extractor.double()
+    assert method.encoder is extractor.encoder
+    assert {p.dtype for p in [*method.parameters(), method.queue]} == {torch.float64}
+
+
+def flat(state, prefix=""):
+    """Nested state (state dicts, extra state, optimiser state) → ``{dotted key: value}``."""
+    if isinstance(state, dict):
+        return {k2: v2 for k, v in state.items() for k2, v2 in flat(v, f"{prefix}{k}.").items()}
+    if isinstance(state, (list, tuple)):
+        return {k2: v2 for i, v in enumerate(state) for k2, v2 in flat(v, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): state}
+
+
+def same(a, b):
+    return type(a) is type(b) and (torch.equal(a, b) if torch.is_tensor(a) else a == b)
+
+
 @pytest.mark.parametrize("method", ["curl", "moco", "byol"])
 def test_save_load_restores_auxiliary_state_and_predictions(method, tmp_path):
     model = sac(method=method)
     model.learn(80)
     model.save(tmp_path / "model.zip")
     loaded = SAC.load(tmp_path / "model.zip", env=env())
-    for name in ("critic", "actor"):
-        sd, sl = getattr(model.policy, name).state_dict(), getattr(loaded.policy, name).state_dict()
-        assert sd.keys() == sl.keys() and all(torch.equal(sd[k], sl[k]) for k in sd)
-    keys = set(model.policy.critic.state_dict())
-    assert any("method.target_encoder" in k for k in keys)
-    if method == "moco":
-        assert any(k.endswith("method.queue") for k in keys)
-    if method == "curl":
-        assert any(k.endswith("method.W") for k in keys)
+    # The objective (heads, targets, MoCo's queue) and its heads' optimiser travel as the
+    # extractor's extra state, without a second copy of the encoder.
+    state = model.policy.critic.features_extractor.get_extra_state()
+    keys = set(state["objective"])
+    assert any(k.startswith("method.target_encoder.") for k in keys)
+    assert not any(k.startswith("method.encoder.") for k in keys)
+    assert {"moco": "method.queue", "curl": "method.W", "byol": "method.predictor.0.weight"}[
+        method
+    ] in keys
+    assert state["optimizer"]["state"]  # Adam moments of the heads after 40 updates
     observations = np.stack([env().reset(seed=s)[0] for s in range(5)])
     assert np.array_equal(
         model.predict(observations, deterministic=True)[0],
         loaded.predict(observations, deterministic=True)[0],
     )
-    loaded.learn(40)  # training continues
+    loaded.replay_buffer = model.replay_buffer
+    for m in (model, loaded):  # the same next updates: same objective, heads' optimiser, RNG
+        m.set_logger(configure(None, []))
+        m.set_random_seed(3)
+        m.train(gradient_steps=3, batch_size=16)
+    for name in ("critic", "actor"):
+        sd = flat(getattr(model.policy, name).state_dict())
+        sl = flat(getattr(loaded.policy, name).state_dict())
+        assert sd.keys() == sl.keys() and all(same(sd[k], sl[k]) for k in sd), name
 
 
 def test_aux_metrics_reach_the_sb3_logger_without_a_callback(tmp_path):
@@ -310,6 +367,8 @@ def test_bad_configuration_raises():
         policy_kwargs(augmentation="crop+wobble")
     with pytest.raises(ValueError, match="larger than the observations"):
         sac(image_size=64)
+    with pytest.raises(ValueError, match=r"method=.moco. with method_kwargs.*temprature"):
+        sac(method="moco", method_kwargs={"temprature": 0.1})  # checked before the method exists
     with pytest.raises(ValueError, match=r"image observations \(a Box"):
         SAC(
             "MlpPolicy",

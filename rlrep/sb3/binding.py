@@ -11,8 +11,10 @@ extractor's encoder then, explicitly:
    second view's encoder pass), and adds its gradient at the anchor features to the RL loss's
    through a hook on those features, so the encoder takes one backward for both losses and the
    clip covers their sum (what ``rl_loss + aux_weight × aux_loss`` gives);
-2. after ``step()`` (an optimiser post-step hook): the method's EMA target step, and the
-   objective's metrics into the algorithm's logger under ``aux/``.
+2. after ``step()`` (an optimiser post-step hook): the step of the method's heads (by an
+   optimiser of the same class and options: the objective is not part of the policy, see
+   :class:`AuxBinding`), the method's EMA target step, and the objective's metrics into the
+   algorithm's logger under ``aux/``.
 
 So the stock SAC ``CnnPolicy``, whose critic runs its extractor twice per gradient step (critic
 loss, then actor loss), computes each auxiliary loss once per optimiser step.
@@ -69,13 +71,14 @@ def _owner_names(policy: torch.nn.Module, extractors: list[RepresentationExtract
 
 def bind_policy(algorithm: BaseAlgorithm) -> None:
     """Bind every objective-carrying extractor of ``algorithm.policy`` to the optimiser that
-    steps its encoder (SB3 keeps optimisers as ``.optimizer`` of the policy or its submodules)."""
+    steps its encoder (SB3 keeps optimisers as ``.optimizer`` of the policy or its submodules);
+    extractors no optimiser steps (SB3's target networks) drop their objective."""
     from rlrep.sb3.extractor import RepresentationExtractor
 
     policy = algorithm.policy
     extractors: list[RepresentationExtractor] = []
     for module in policy.modules():
-        wanted = isinstance(module, RepresentationExtractor) and module.objective is not None
+        wanted = isinstance(module, RepresentationExtractor) and module.has_objective
         if wanted and all(module is not e for e in extractors):
             extractors.append(module)
     optimizers = [
@@ -92,6 +95,8 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
         )
         if owner is not None:
             owned.append((extractor, owner))
+        else:  # a target network's copy of the extractor: it never trains an objective
+            extractor.release_objective()
     names = _owner_names(policy, [extractor for extractor, _ in owned])
     for (extractor, owner), name in zip(owned, names, strict=True):
         if extractor.binding is None:
@@ -100,6 +105,13 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
 
 class AuxBinding:
     """Drives one extractor's objective from ``optimizer`` (see the module docstring).
+
+    The objective's heads (CURL's W, projectors, predictors) are in no SB3 optimiser (the
+    objective is not part of the policy's module tree, so that SB3's target networks hold no
+    copy of it): ``head_optimizer``, of ``optimizer``'s class and options, steps them right after
+    ``optimizer`` with its current learning rate. SB3's gradient clipping
+    (``clip_grad_norm_(policy.parameters())`` in PPO, A2C, DQN) therefore covers the encoder's
+    summed RL + aux gradient but not the heads'.
 
     :param extractor: the :class:`~rlrep.sb3.RepresentationExtractor` with an objective.
     :param optimizer: the optimiser whose ``step()`` moves the extractor's encoder.
@@ -117,6 +129,17 @@ class AuxBinding:
         self.extractor, self.optimizer, self.prefix = extractor, optimizer, prefix
         self._algorithm = weakref.ref(algorithm)
         self._hook_fired: list[bool] | None = None
+        objective = extractor.objective
+        objective.to(next(extractor.encoder.parameters()).device)
+        self.heads = list(objective.method.head_parameters())
+        # Same class and options (lr, betas, eps, weight decay, ...) as the encoder's optimiser.
+        self.head_optimizer = (
+            type(optimizer)(self.heads, **optimizer.defaults) if self.heads else None
+        )
+        pending = extractor._pending_state
+        if self.head_optimizer is not None and pending is not None and "optimizer" in pending:
+            self.head_optimizer.load_state_dict(pending["optimizer"])
+        extractor._pending_state = None
         bindings = getattr(optimizer, "_rlrep_bindings", None)
         if bindings is None:  # first binding on this optimiser: wrap zero_grad, hook step
             bindings = optimizer._rlrep_bindings = []
@@ -127,6 +150,8 @@ class AuxBinding:
 
     def apply_aux(self) -> None:
         """Backpropagate the auxiliary loss of the extractor's last training forward (if any)."""
+        for p in self.heads:
+            p.grad = None
         record = self.extractor.pop_record()
         if record is None:
             self._hook_fired = None
@@ -161,6 +186,9 @@ class AuxBinding:
                 "backward(), step()"
             )
         self._hook_fired = None
+        if self.head_optimizer is not None and any(p.grad is not None for p in self.heads):
+            self.head_optimizer.param_groups[0]["lr"] = self.optimizer.param_groups[0]["lr"]
+            self.head_optimizer.step()
         objective = self.extractor.objective
         objective.update_targets()
         algorithm = self._algorithm()

@@ -8,6 +8,7 @@ per optimiser step, takes the EMA step and logs the metrics (see there).
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from typing import Any
@@ -161,6 +162,14 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         net = encoder_lib.make(encoder, tuple(view_shape), **(encoder_kwargs or {}))
         if checkpoint is not None:
             net.load_state_dict(checkpoint["encoder"])
+        if method is not None:  # the objective is built later: check its options now
+            try:
+                inspect.signature(method_lib.METHODS[method]).bind(net, **(method_kwargs or {}))
+            except (KeyError, TypeError) as error:
+                raise ValueError(
+                    f"method={method!r} with method_kwargs={method_kwargs!r}: {error}; valid "
+                    f"methods: {', '.join(method_lib.METHODS)}, options as in rlrep.methods"
+                ) from None
         self.freeze = freeze
         if freeze:
             net.requires_grad_(False)
@@ -168,27 +177,131 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self.augment, self.encoder = augment, net
         self.view_shape = tuple(view_shape)
         self.aux_weight, self.rl_view = float(aux_weight), rl_view
-        self.objective: AuxObjective | None = None
-        if method is not None:
-            # Forked RNG: the heads' random init does not shift the rest of the policy's, so a
-            # model with aux_weight=0 starts (and trains) exactly as one without a method.
-            with torch.random.fork_rng(devices=[]):
-                self.objective = AuxObjective(
-                    augment, method_lib.make(method, net, **(method_kwargs or {})), rank_every
-                )
+        # The objective (heads, momentum targets, metrics) is deliberately *not* a submodule:
+        # SB3 builds its target networks with this same constructor, loads the online state into
+        # them and polyak-averages ``zip(online.parameters(), target.parameters())``, so a
+        # registered method would be copied into every target and averaged each step. It is
+        # built on first use, from the RNG state of this moment (so its initial weights do not
+        # depend on when that is and do not shift the policy's own), saved as this module's
+        # extra state, and its heads are stepped by the binding (rlrep.sb3.binding).
+        self._objective: list[AuxObjective] = []
+        self._objective_spec = (
+            None
+            if method is None
+            else (method, dict(method_kwargs or {}), rank_every, torch.random.get_rng_state())
+        )
+        self._pending_state: dict[str, Any] | None = None  # loaded before the objective exists
+        self._released = False  # a target's copy, dropped (release_objective)
         self.binding: AuxBinding | None = None  # set by rlrep.sb3.binding
         self._record: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None
         self._warned_unbound = False
 
     @property
+    def has_objective(self) -> bool:
+        """Whether this extractor carries an auxiliary objective (built or not yet)."""
+        return bool(self._objective) or self._objective_spec is not None
+
+    @property
+    def objective(self) -> AuxObjective | None:
+        """The :class:`~rlrep.objective.AuxObjective` (built on first access), or ``None``:
+        without a method, or for a target network's copy once the algorithm has trained."""
+        if not self._objective and self._objective_spec is not None:
+            self._objective.append(self._build_objective())
+        return self._objective[0] if self._objective else None
+
+    def _build_objective(self) -> AuxObjective:
+        name, kwargs, rank_every, rng_state = self._objective_spec
+        self._objective_spec = None
+        with torch.random.fork_rng(devices=[]):
+            torch.random.set_rng_state(rng_state)
+            objective = AuxObjective(
+                self.augment, method_lib.make(name, self.encoder, **kwargs), rank_every
+            )
+        objective.to(next(self.encoder.parameters()).device).train(self.training)
+        if self._pending_state is not None:
+            self._load_objective_state(objective, self._pending_state["objective"])
+        return objective
+
+    def release_objective(self) -> None:
+        """Drop the objective: a target network's copy, never trained (see :func:`bind_policy`)."""
+        self._objective, self._objective_spec, self._pending_state = [], None, None
+        self._released = True
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(device) / .double() / ...: the objective is not a submodule, so it follows here
+        # (its method's online encoder is this module's, already converted).
+        super()._apply(fn, *args, **kwargs)
+        if self._objective:
+            method = self._objective[0].method
+            encoder = method._modules.pop("encoder")
+            try:
+                self._objective[0]._apply(fn, *args, **kwargs)
+            finally:
+                method._modules["encoder"] = encoder
+        return self
+
+    @property
     def method(self) -> method_lib.Method | None:
         """The objective's method (heads, targets), or ``None``."""
-        return None if self.objective is None else self.objective.method
+        objective = self.objective
+        return None if objective is None else objective.method
+
+    # --- state: the objective travels as extra state (no encoder copy) -------------------------
+    def get_extra_state(self) -> dict[str, Any]:
+        """``{"objective": its state without the encoder, "optimizer": the heads' optimiser}``
+        (tensors and plain containers: SB3 loads them with ``weights_only=True``); ``{}``
+        without an objective."""
+        if not self._objective and self._pending_state is not None:
+            return self._pending_state  # loaded, not built yet (e.g. SB3's target networks)
+        objective = self.objective
+        if objective is None:
+            return {}
+        state = {
+            "objective": {
+                k: v
+                for k, v in objective.state_dict().items()
+                if not k.startswith("method.encoder.")
+            }
+        }
+        if self.binding is not None and self.binding.head_optimizer is not None:
+            state["optimizer"] = self.binding.head_optimizer.state_dict()
+        elif self._pending_state is not None and "optimizer" in self._pending_state:
+            state["optimizer"] = self._pending_state["optimizer"]
+        return state
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if not state or self._released:
+            return
+        if not self.has_objective:
+            raise ValueError(
+                "this state was saved with an auxiliary method but the extractor has none "
+                "(method=None): build the policy with the method it was saved with"
+            )
+        if self._objective:
+            self._load_objective_state(self._objective[0], state["objective"])
+        if self.binding is not None and self.binding.head_optimizer is not None:
+            if "optimizer" in state:
+                self.binding.head_optimizer.load_state_dict(state["optimizer"])
+        else:  # applied when the objective is built / the binding made
+            self._pending_state = state
+
+    @staticmethod
+    def _load_objective_state(objective: AuxObjective, state: dict[str, Any]) -> None:
+        missing, unexpected = objective.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("method.encoder.")]
+        if missing or unexpected:
+            raise ValueError(
+                f"the saved auxiliary state does not fit this extractor's method (missing "
+                f"{missing}, unexpected {unexpected}): build it with the method and options it "
+                "was saved with"
+            )
 
     def train(self, mode: bool = True) -> RepresentationExtractor:
         super().train(mode)
         if self.freeze:
             self.encoder.eval()  # a frozen encoder keeps its BatchNorm statistics
+        if self._objective:  # not a submodule: follows explicitly
+            self._objective[0].train(mode)
         if not mode:
             self._record = None  # rollouts: drop the last update's batch
         return self
@@ -209,7 +322,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         augmented = self.rl_view == "augmented"
         view = self.augment.random(observations) if augmented else None
         features = self.encoder(view if augmented else self.augment.deterministic(observations))
-        if torch.is_grad_enabled() and self.objective is not None and self.aux_weight > 0:
+        if torch.is_grad_enabled() and self.has_objective and self.aux_weight > 0:
             self._remember(observations, view, features)
         return features
 
@@ -225,12 +338,6 @@ class RepresentationExtractor(BaseFeaturesExtractor):
                 self._warned_unbound = True
                 warn_unbound()
         self._record = (observations, view, features)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # Models saved before the objective existed name the method's state method.*.
-        for key in [k for k in state_dict if k.startswith(f"{prefix}method.")]:
-            state_dict[f"{prefix}objective.{key[len(prefix) :]}"] = state_dict.pop(key)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def pop_record(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None:
         """The last training forward (observations, RL view or ``None``, features), then forget it."""
