@@ -264,3 +264,27 @@ def test_bad_names_and_options_raise():
     with pytest.raises(ValueError, match="hue"):
         A.ColorJitter(hue=0.7)
     assert torch.equal(A.make(None)(images()), images())
+
+
+@pytest.mark.parametrize(
+    "spec", ["color_jitter", "grayscale", "conv", "simclr", "crop+color_jitter"]
+)
+def test_colour_steps_refuse_grayscale_frames(spec):
+    with pytest.raises(ValueError, match=r"needs RGB frames.*frame_channels=1.*crop, shift"):
+        A.make(spec, frame_channels=1)
+    A.make(spec)  # RGB frames: fine
+
+
+def test_cutout_colour_is_one_value_per_frame_channel_repeated_over_frames():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 4, 20, 20, dtype=torch.uint8)  # 4 stacked grayscale frames
+    gray = A.make("cutout", frame_channels=1, fill="random", min_size=5, max_size=5)(x)
+    box = gray.amax(dim=1) > 0  # where the (non-zero) fill went
+    filled = gray.permute(0, 2, 3, 1)[box]  # (pixels, 4): every frame the same value
+    assert (filled == filled[:, :1]).all() and filled[:, 0].unique().numel() > 16
+    rgb = A.make("cutout", fill="random", min_size=5, max_size=5)(torch.zeros(64, 6, 20, 20))
+    per_pixel = rgb.permute(0, 2, 3, 1)[rgb.amax(dim=1) > 0]  # (pixels, 6) = 2 RGB frames
+    assert torch.equal(per_pixel[:, :3], per_pixel[:, 3:])
+    assert (per_pixel[:, 0] != per_pixel[:, 1]).any()  # a colour, not a gray value
+    with pytest.raises(ValueError, match="frame_channels must be 3"):
+        A.make("crop", frame_channels=2)

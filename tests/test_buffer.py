@@ -133,5 +133,10 @@ def test_bad_input():
         10, spaces.Box(0, 255, (9, 4, 4), dtype=np.uint8), spaces.Box(-1, 1, (2,))
     )
     obs = np.zeros((1, 9, 4, 4), np.uint8)
-    with pytest.raises(ValueError, match="shifted by one frame"):
+    with pytest.raises(ValueError, match=r"shifted by one frame.*'frame_channels': 1"):
         buf.add(obs, np.full_like(obs, 7), np.zeros((1, 2)), np.zeros(1), np.zeros(1), [{}])
+    with pytest.raises(ValueError, match=r"4 channels are not.*3-channel.*'frame_channels'"):
+        FrameStackReplayBuffer(
+            10, spaces.Box(0, 255, (4, 4, 4), dtype=np.uint8), spaces.Box(-1, 1, (2,)),
+            frame_channels=3,
+        )  # fmt: skip

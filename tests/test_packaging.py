@@ -68,3 +68,22 @@ def test_agents_and_envs_import_under_rlrep_only():
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/", env=env
     ).stdout.split()
     assert out == ["True", "True", "rlrep.envs.point_mass:PointMassPixels", "rlrep.envs.dmc:DMCEnv"]
+
+
+def test_module_colon_id_resolves_in_a_fresh_interpreter():
+    # gymnasium's "module:id" form imports the module first: `import rlrep` registers the ids
+    # (without importing MuJoCo), so gymnasium and SB3's make_vec_env resolve them.
+    code = (
+        "import sys, gymnasium as gym;"
+        "from stable_baselines3.common.env_util import make_vec_env;"
+        "env = gym.make('rlrep:rlrep/PointMassPixels-v0', image_size=24);"
+        "vec = make_vec_env('rlrep:rlrep/PointMassPixels-v0', n_envs=2);"
+        "import rlrep.envs as E;"
+        "print(env.observation_space.shape, vec.num_envs, 'mujoco' in sys.modules,"
+        " all(gym.spec(E.dmc_id(t)).entry_point == 'rlrep.envs.dmc:DMCEnv' for t in E.DMC_TASKS))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/", env=env
+    ).stdout.strip()
+    assert out == "(9, 24, 24) 2 False True"

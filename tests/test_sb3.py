@@ -2,6 +2,7 @@
 
 import csv
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -201,6 +202,47 @@ def test_the_objective_follows_the_extractor_to_a_dtype():
     assert {p.dtype for p in [*method.parameters(), method.queue]} == {torch.float64}
 
 
+class Gray(gym.ObservationWrapper):
+    """PointMassPixels' RGB frames as (1, H, W) grayscale."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        h, w = env.observation_space.shape[1:]
+        self.observation_space = spaces.Box(0, 255, (1, h, w), dtype=np.uint8)
+
+    def observation(self, obs):
+        return obs.mean(axis=0, keepdims=True).astype(np.uint8)
+
+
+def gray_stack_env(n_stack):
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
+
+    make = lambda: Gray(envs.PointMassPixels(image_size=24, frame_stack=1))  # noqa: E731
+    return VecFrameStack(DummyVecEnv([make]), n_stack, channels_order="first")
+
+
+def test_frame_channels_of_grayscale_stacks():
+    # SB3's Atari stacks of 4 grayscale frames: 4 channels, inferred as 1 per frame.
+    four = RepresentationExtractor(gray_stack_env(4).observation_space)
+    assert four.frame_channels == 1
+    with pytest.raises(ValueError, match=r"needs RGB frames.*frame_channels=1"):
+        RepresentationExtractor(gray_stack_env(4).observation_space, augmentation="color_jitter")
+    # 3 grayscale frames look like one RGB frame: SB3's VecFrameStack tells, at the first update.
+    kw = {"buffer_size": 100, "learning_starts": 20, "batch_size": 8, "seed": 0,
+          "replay_buffer_class": FrameStackReplayBuffer}  # fmt: skip
+    model = SAC("CnnPolicy", gray_stack_env(3), policy_kwargs=policy_kwargs(**SMALL), **kw)
+    with pytest.raises(ValueError, match=r"policy_kwargs\(\.\.\., frame_channels=1\)"):
+        model.learn(30)
+    model = SAC("CnnPolicy", gray_stack_env(3), **kw,
+                policy_kwargs=policy_kwargs(frame_channels=1, **SMALL))  # fmt: skip
+    with pytest.raises(ValueError, match=r"replay_buffer_kwargs=\{'frame_channels': 1\}"):
+        model.learn(30)
+    model = SAC("CnnPolicy", gray_stack_env(3), **kw, replay_buffer_kwargs={"frame_channels": 1},
+                policy_kwargs=policy_kwargs(method="curl", frame_channels=1, **SMALL))  # fmt: skip
+    model.learn(30)
+    assert model.replay_buffer.k == 3 and model.critic.features_extractor.binding is not None
+
+
 def flat(state, prefix=""):
     """Nested state (state dicts, extra state, optimiser state) → ``{dotted key: value}``."""
     if isinstance(state, dict):
@@ -265,6 +307,32 @@ def test_aux_metrics_reach_the_sb3_logger_without_a_callback(tmp_path):
         )
         rank = values(f"aux/{net}.effective_rank")
         assert rank and all(1 <= v <= 16 for v in rank), net  # ≤ batch size 16
+
+
+def test_ppo_aux_metrics_share_the_row_of_their_update(tmp_path):
+    # SB3's on-policy loop dumps the logs before train(): a row holds the previous update's
+    # train/* values, and its aux/* values must be that same update's (means over its steps).
+    model = PPO("CnnPolicy", env(), n_steps=32, batch_size=16, n_epochs=2, seed=0,
+                policy_kwargs=policy_kwargs(method="simclr", **SMALL))  # fmt: skip
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    objective, train = model.policy.features_extractor.objective, model.train
+    per_update: list[list[float]] = []
+
+    def loss(*args, _loss=objective.loss, **kwargs):
+        out = _loss(*args, **kwargs)
+        per_update[-1].append(out.loss.item())
+        return out
+
+    objective.loss = loss
+    model.train = lambda: (per_update.append([]), train())
+    model.learn(32 * 4, log_interval=1)
+    with open(tmp_path / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    updates = [r for r in rows if r.get("train/n_updates")]
+    assert [bool(r.get("aux/loss")) for r in rows] == [bool(r.get("train/n_updates")) for r in rows]
+    assert len(updates) == 3 and all(len(losses) == 4 for losses in per_update)  # 2 × 2 steps
+    logged = [float(r["aux/loss"]) for r in updates]
+    np.testing.assert_allclose(logged, [np.mean(v) for v in per_update[:3]], rtol=1e-5)
 
 
 def test_shared_encoder_sac_wiring():
@@ -375,6 +443,9 @@ def test_bad_configuration_raises():
             envs.PointMassPixels(from_pixels=False),
             policy_kwargs=policy_kwargs(method="curl"),
         )
+    stacked = gym.wrappers.FrameStackObservation(envs.PointMassPixels(frame_stack=1), 3)
+    with pytest.raises(ValueError, match=r"FrameStackObservation.*VecFrameStack.*frame_stack=k"):
+        RepresentationExtractor(stacked.observation_space)
     with pytest.raises(ValueError, match="channels-last"):
         RepresentationExtractor(spaces.Box(0, 255, (40, 40, 9), dtype=np.uint8))
     with pytest.raises(ValueError, match="uint8 pixel"):

@@ -13,7 +13,13 @@ from typing import Any
 
 from torch import nn
 
-from rlrep.augment.base import Augmentation, Sampler, check_images
+from rlrep.augment.base import (
+    Augmentation,
+    Sampler,
+    check_frame_channels,
+    check_images,
+    infer_frame_channels,
+)
 from rlrep.augment.compose import Compose
 from rlrep.augment.cutout import Cutout
 from rlrep.augment.geometric import (
@@ -45,8 +51,10 @@ __all__ = [
     "RandomSolarize",
     "RandomTranslate",
     "Sampler",
+    "check_frame_channels",
     "check_images",
     "crop_windows",
+    "infer_frame_channels",
     "make",
     "simclr_recipe",
 ]
@@ -70,10 +78,13 @@ AUGMENTATIONS: dict[str, Any] = {
 
 
 def _accepted(factory: Any) -> set[str]:
+    """Keywords of a step a caller may set (``frame_channels`` is :func:`make`'s own)."""
     return set(inspect.signature(factory).parameters) - {"seed"}
 
 
-def make(spec: str | None, seed: int | None = None, **kwargs: Any) -> nn.Module:
+def make(
+    spec: str | None, seed: int | None = None, frame_channels: int = 3, **kwargs: Any
+) -> nn.Module:
     """Build an augmentation from its name; ``"a+b"`` composes ``a`` then ``b``.
 
     Each keyword goes to every step that takes it (``make("crop+cutout", size=84)`` sets the
@@ -82,8 +93,12 @@ def make(spec: str | None, seed: int | None = None, **kwargs: Any) -> nn.Module:
 
     :param spec: names from :data:`AUGMENTATIONS` joined by ``+``.
     :param seed: seed of the generator shared by the steps (``None``: torch's global RNG).
+    :param frame_channels: channels per stacked frame: 3 (RGB) or 1 (grayscale, e.g. Atari);
+        colour steps (``color_jitter``, ``grayscale``, ``conv``, the ``simclr`` recipe) refuse
+        grayscale frames, ``cutout`` fills one value per frame channel.
     :return: a :class:`Compose` of the steps.
     """
+    frame_channels = check_frame_channels(frame_channels)
     if spec is None or spec.strip().lower() in ("", "none", "identity"):
         if kwargs:
             raise ValueError(f"augment.make: no augmentation takes {sorted(kwargs)}")
@@ -101,8 +116,18 @@ def make(spec: str | None, seed: int | None = None, **kwargs: Any) -> nn.Module:
         factory = AUGMENTATIONS[name]
         own = {k: v for k, v in kwargs.items() if k in _accepted(factory)}
         used |= own.keys()
+        if "frame_channels" in _accepted(factory):
+            own["frame_channels"] = frame_channels
         step = factory(**own)
-        steps.extend(step.steps if isinstance(step, Compose) else [step])
+        new_steps = step.steps if isinstance(step, Compose) else [step]
+        if frame_channels != 3 and any(getattr(s, "needs_rgb_frames", False) for s in new_steps):
+            raise ValueError(
+                f"augment.make: {name!r} changes colours and needs RGB frames, but "
+                f"frame_channels={frame_channels} (grayscale stacks, e.g. Atari); drop it or use "
+                "steps that work on any channels: crop, shift, translate, cutout, flip, rotate, "
+                "blur, solarize, resized_crop"
+            )
+        steps.extend(new_steps)
     if unused := set(kwargs) - used:
         raise ValueError(
             f"augment.make: {sorted(unused)} not accepted by any of {names}; "

@@ -24,12 +24,14 @@ __all__ = [
     "PixelRangeError",
     "Sampler",
     "SeededGenerators",
+    "check_frame_channels",
     "check_images",
     "check_pixel_range",
     "check_probability",
     "check_size_int",
     "frames_back",
     "from_float",
+    "infer_frame_channels",
     "per_frame",
     "pixel_range_checked",
     "repeat_frames",
@@ -108,6 +110,29 @@ def check_probability(p: object, name: str) -> float:
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
     return float(p)
+
+
+def infer_frame_channels(channels: int) -> int:
+    """Channels per stacked frame when nothing says otherwise: 3 (RGB) if ``channels`` is a
+    multiple of 3, else 1 (grayscale, e.g. SB3's Atari stacks of 4). A multiple of 3 may also be
+    3·k grayscale frames: pass ``frame_channels=1`` explicitly for those."""
+    return 3 if channels % 3 == 0 else 1
+
+
+def check_frame_channels(frame_channels: object, channels: int | None = None) -> int:
+    """``frame_channels`` as an int (1: grayscale, 3: RGB), or ``ValueError`` with the fix;
+    with ``channels``, also require a whole number of frames."""
+    if frame_channels not in (1, 3) or isinstance(frame_channels, bool):
+        raise ValueError(
+            f"frame_channels must be 3 (RGB frames) or 1 (grayscale frames, e.g. Atari), got "
+            f"{frame_channels!r}"
+        )
+    if channels is not None and channels % frame_channels:
+        raise ValueError(
+            f"{channels} channels are not a whole number of {frame_channels}-channel frames; "
+            f"pass frame_channels={infer_frame_channels(channels)} (3: RGB, 1: grayscale)"
+        )
+    return int(frame_channels)
 
 
 def check_images(x: torch.Tensor, name: str = "images", frames: bool = False) -> None:

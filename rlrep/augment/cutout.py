@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import torch
 
-from rlrep.augment.base import Augmentation, Sampler, check_size_int
+from rlrep.augment.base import Augmentation, Sampler, check_frame_channels, check_size_int
 
 __all__ = ["Cutout"]
 
 
 class Cutout(Augmentation):
     """Fill a random box of side uniform in ``[min_size, max_size]`` pixels (RAD: 10–30) with
-    zeros, or with one random colour per sample (``fill="random"``, RAD's ``cutout_color``).
-    Eval: identity.
+    zeros, or with one random colour per sample (``fill="random"``, RAD's ``cutout_color``), the
+    same in each of the sample's stacked frames. Eval: identity.
+
+    :param frame_channels: channels per frame (3: RGB, 1: grayscale): a random colour has that
+        many values, repeated over the frames.
     """
 
     def __init__(
-        self, min_size: int = 10, max_size: int = 30, fill: str = "zero", seed: int | None = None
+        self,
+        min_size: int = 10,
+        max_size: int = 30,
+        fill: str = "zero",
+        frame_channels: int = 3,
+        seed: int | None = None,
     ) -> None:
         super().__init__(seed)
+        self.frame_channels = check_frame_channels(frame_channels)
         min_size = check_size_int(min_size, "Cutout: min_size")
         max_size = check_size_int(max_size, "Cutout: max_size")
         if not min_size <= max_size:
@@ -48,13 +57,17 @@ class Cutout(Augmentation):
         if self.fill == "zero":
             return x.masked_fill(box, 0)
         high = 256 if x.dtype == torch.uint8 else 1
-        if c % 3 == 0:  # one RGB colour per sample, repeated over its frames
-            colour = sampler.uniform((b, 3)) * high
-            colour = colour.repeat(1, c // 3)
+        fc = self.frame_channels
+        if c % fc == 0:  # one colour per sample, repeated over its frames
+            colour = sampler.uniform((b, fc)) * high
+            colour = colour.repeat(1, c // fc)
         else:
             colour = sampler.uniform((b, c)) * high
         colour = (colour.floor() if x.dtype == torch.uint8 else colour).to(x.dtype)
         return torch.where(box, colour.view(b, c, 1, 1), x)
 
     def extra_repr(self) -> str:
-        return f"min_size={self.min_size}, max_size={self.max_size}, fill={self.fill!r}"
+        return (
+            f"min_size={self.min_size}, max_size={self.max_size}, fill={self.fill!r}, "
+            f"frame_channels={self.frame_channels}"
+        )

@@ -21,6 +21,8 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
+from rlrep.augment.base import check_frame_channels, infer_frame_channels
+
 __all__ = ["FrameStackReplayBuffer"]
 
 
@@ -32,7 +34,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
     with ``handle_timeout_termination`` a time-limit end (``info["TimeLimit.truncated"]``) is
     stored as non-terminal, so the target bootstraps.
 
-    :param frame_channels: channels per frame (default: 3 if C is a multiple of 3, else 1).
+    :param frame_channels: channels per frame, 3 (RGB) or 1 (grayscale, e.g. Atari) (default: 3
+        if C is a multiple of 3, else 1; the same rule and option as the extractor's).
     :param storage_device: where frames live (``"cpu"``, or e.g. ``"cuda"`` to sample stacks on the
         GPU without a host-to-device copy of the batch).
     :param optimize_memory_usage: accepted for SB3's signature; memory is always optimised here.
@@ -67,11 +70,14 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.buffer_size = max(buffer_size // n_envs, 1)
         self.optimize_memory_usage = False  # ReplayBuffer.sample: plain uniform sampling
         c, h, w = observation_space.shape
-        self.frame_channels = frame_channels or (3 if c % 3 == 0 else 1)
-        if c % self.frame_channels:
-            raise ValueError(
-                f"{c} channels are not a whole number of {self.frame_channels}-channel frames"
+        try:
+            self.frame_channels = check_frame_channels(
+                infer_frame_channels(c) if frame_channels is None else frame_channels, c
             )
+        except ValueError as error:
+            raise ValueError(
+                f"FrameStackReplayBuffer: {error} (replay_buffer_kwargs={{'frame_channels': …}})"
+            ) from None
         self.k = c // self.frame_channels
         self.handle_timeout_termination = handle_timeout_termination
         self.storage_device = torch.device(storage_device)
@@ -157,7 +163,9 @@ class FrameStackReplayBuffer(ReplayBuffer):
             if not np.array_equal(next_obs[e, : (k - 1) * fc], obs[e, fc:]):
                 raise ValueError(
                     "FrameStackReplayBuffer: next_obs is not obs shifted by one frame; it needs "
-                    f"stacks of {k} frames of {fc} channels, newest last (frame_channels={fc})"
+                    f"stacks of {k} frames of {fc} channels, newest last (frame_channels={fc}); "
+                    "for grayscale stacks (e.g. Atari) pass replay_buffer_kwargs="
+                    "{'frame_channels': 1}, for RGB {'frame_channels': 3}"
                 )
             ids = self._stack_ids[e]
             if ids is None or not np.array_equal(self._frame(ids[-1]), frames[-1]):

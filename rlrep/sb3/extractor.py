@@ -21,9 +21,15 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 import rlrep.augment as augment_lib
 import rlrep.encoders as encoder_lib
 import rlrep.methods as method_lib
-from rlrep.augment.base import check_pixel_range, pixel_range_checked
+from rlrep.augment.base import (
+    check_frame_channels,
+    check_pixel_range,
+    infer_frame_channels,
+    pixel_range_checked,
+)
 from rlrep.objective import AuxObjective
 from rlrep.sb3.binding import AuxBinding, bind_policy, find_algorithm, warn_unbound
+from rlrep.sb3.frames import check_frame_channels_of_env
 
 __all__ = ["RepresentationExtractor", "check_aux_weight", "check_image_space"]
 
@@ -47,6 +53,14 @@ def check_aux_weight(aux_weight: float) -> float:
 
 def check_image_space(observation_space: gym.Space) -> tuple[int, int, int]:
     """``(C, H, W)`` of a uint8 channel-first image space, or ``ValueError`` saying what is wrong."""
+    if isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 4:
+        raise ValueError(
+            f"observation space {observation_space.shape} is 4-D, as gymnasium's "
+            "FrameStackObservation makes it (frames on a new first axis); rlrep needs the frames "
+            "stacked along channels, (k·C, H, W): stack with SB3's VecFrameStack "
+            "(channels_order='first', after VecTransposeImage for (H, W, C) frames) or build "
+            "rlrep's envs with frame_stack=k"
+        )
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 3:
         raise ValueError(
             f"rlrep.sb3 needs image observations (a Box of shape (C, H, W)), got {observation_space}; "
@@ -97,6 +111,9 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         learn on its features (ATC-style decoupled representation learning).
     :param rank_every: log the effective rank of the RL view's features every ``rank_every``
         auxiliary steps (an SVD; a collapse alarm), ``0`` for never.
+    :param frame_channels: channels per stacked frame, 3 (RGB) or 1 (grayscale, e.g. Atari);
+        default: 3 when C is a multiple of 3, else 1. When the algorithm's env tells (SB3's
+        ``VecFrameStack``), a different value is refused at the first update with the fix.
     """
 
     def __init__(
@@ -114,8 +131,12 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         pretrained: str | dict[str, Any] | None = None,
         freeze: bool = False,
         rank_every: int = 100,
+        frame_channels: int | None = None,
     ) -> None:
         c, h, w = check_image_space(observation_space)
+        frame_channels = check_frame_channels(
+            infer_frame_channels(c) if frame_channels is None else frame_channels, c
+        )
         aux_weight = check_aux_weight(aux_weight)
         if freeze and pretrained is None:
             raise ValueError(
@@ -148,7 +169,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
                 f"image_size {image_size} is larger than the observations ({h}×{w}); render larger "
                 "frames (CURL renders 100 for an 84 crop) or pass a smaller image_size"
             )
-        augment = augment_lib.make(augmentation, **aug_kwargs)
+        augment = augment_lib.make(augmentation, frame_channels=frame_channels, **aug_kwargs)
         with torch.no_grad():
             view_shape = augment.deterministic(torch.zeros(1, c, h, w, dtype=torch.uint8)).shape[1:]
         if checkpoint is not None and tuple(checkpoint["config"]["view_shape"]) != tuple(
@@ -176,6 +197,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, net.features_dim)
         self.augment, self.encoder = augment, net
         self.view_shape = tuple(view_shape)
+        self.frame_channels = frame_channels
         self.aux_weight, self.rl_view = float(aux_weight), rl_view
         # The objective (heads, momentum targets, metrics) is deliberately *not* a submodule:
         # SB3 builds its target networks with this same constructor, loads the online state into
@@ -195,6 +217,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self.binding: AuxBinding | None = None  # set by rlrep.sb3.binding
         self._record: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None
         self._warned_unbound = False
+        self._attached = False  # found the SB3 algorithm training it (see _attach)
 
     @property
     def has_objective(self) -> bool:
@@ -322,21 +345,32 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         augmented = self.rl_view == "augmented"
         view = self.augment.random(observations) if augmented else None
         features = self.encoder(view if augmented else self.augment.deterministic(observations))
-        if torch.is_grad_enabled() and self.has_objective and self.aux_weight > 0:
-            self._remember(observations, view, features)
+        if torch.is_grad_enabled():
+            if not self._attached:
+                self._attach()
+            if self.has_objective and self.aux_weight > 0:
+                self._remember(observations, view, features)
         return features
+
+    def _attach(self) -> None:
+        """At the first training forward inside an SB3 algorithm's ``train()``: check the frame
+        layout against its env and bind the objectives to its optimisers (once per policy)."""
+        algorithm = find_algorithm(self)
+        if algorithm is None:
+            return  # called by hand: tried again at the next training forward
+        check_frame_channels_of_env(algorithm)
+        bind_policy(algorithm)
+        for module in algorithm.policy.modules():
+            if isinstance(module, RepresentationExtractor):
+                module._attached = True
 
     def _remember(
         self, observations: torch.Tensor, view: torch.Tensor | None, features: torch.Tensor
     ) -> None:
         """Keep this training forward for the auxiliary loss (the latest one wins)."""
-        if self.binding is None:
-            algorithm = find_algorithm(self)
-            if algorithm is not None:
-                bind_policy(algorithm)
-            if self.binding is None and not self._warned_unbound:  # outside SB3: say so once
-                self._warned_unbound = True
-                warn_unbound()
+        if self.binding is None and not self._warned_unbound:  # outside SB3: say so once
+            self._warned_unbound = True
+            warn_unbound()
         self._record = (observations, view, features)
 
     def pop_record(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None:

@@ -25,6 +25,7 @@ def policy_kwargs(
     pretrained: str | None = None,
     freeze: bool = False,
     rank_every: int = 100,
+    frame_channels: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3's SAC, TD3, DQN, PPO and A2C (``"CnnPolicy"``) that train an
@@ -50,6 +51,10 @@ def policy_kwargs(
         are logged on every step: SB3's logger shows their means under ``aux/`` (``aux/loss``, or
         ``aux/critic.loss`` and ``aux/actor.loss`` when actor and critic have their own encoder)
         with no callback.
+    :param frame_channels: channels per stacked frame: 3 (RGB) or 1 (grayscale, e.g. Atari);
+        default: 3 when the observation's C is a multiple of 3, else 1 (SB3's Atari stacks of 4
+        frames: 1). Colour augmentations refuse grayscale frames; a value the env contradicts
+        (its ``VecFrameStack``) is refused at the first update, naming this option.
     :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
     :raises ValueError: unknown method, augmentation or encoder, ``aux_weight`` not finite or
         negative, ``normalize_images=False`` (the extractor needs SB3's [0, 1] scaling); image
@@ -68,7 +73,10 @@ def policy_kwargs(
         )
     if encoder not in encoder_lib.ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(encoder_lib.ENCODERS)}")
-    augment_lib.make(augmentation)  # fails early on an unknown name
+    if frame_channels is not None:
+        frame_channels = augment_lib.check_frame_channels(frame_channels)
+    # Fails early on an unknown name, or a colour step on grayscale frames.
+    augment_lib.make(augmentation, frame_channels=frame_channels or 3)
     if pretrained is not None:
         from rlrep.checkpoint import load_checkpoint
 
@@ -90,6 +98,7 @@ def policy_kwargs(
             "pretrained": pretrained,
             "freeze": freeze,
             "rank_every": rank_every,
+            "frame_channels": frame_channels,
         },
         **extra,
     }
