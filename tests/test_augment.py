@@ -5,7 +5,12 @@ import pytest
 import torch
 
 import rlrep.augment as A
-from rlrep.augment.photometric import adjust_contrast, adjust_hue, adjust_saturation
+from rlrep.augment.photometric import (
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+)
 
 SINGLE = [n for n in A.AUGMENTATIONS if n != "simclr"]
 KWARGS = {
@@ -144,6 +149,13 @@ def test_colour_functions_hand_worked():
     )
     mean = gray.mean(dim=(1, 2, 3), keepdim=True).expand_as(x)
     torch.testing.assert_close(adjust_contrast(x, torch.zeros(2)), mean, atol=1e-6, rtol=0)
+    # Factors between: torchvision's blends f·x + (1 − f)·reference, clamped to [0, 1].
+    f = torch.tensor([0.5, 1.8], dtype=torch.float64).view(2, 1, 1, 1)
+    torch.testing.assert_close(adjust_contrast(x, f.view(2)), (f * x + (1 - f) * mean).clamp(0, 1))
+    torch.testing.assert_close(
+        adjust_saturation(x, f.view(2)), (f * x + (1 - f) * gray).clamp(0, 1)
+    )
+    torch.testing.assert_close(adjust_brightness(x, f.view(2)), (f * x).clamp(0, 1))
 
 
 def test_brightness_jitter_scales_each_sample_by_one_factor():
@@ -163,6 +175,26 @@ def test_solarize_and_identity_resized_crop_hand_worked():
     y = images(b=3, dtype=torch.float64)
     full = A.RandomResizedCrop(20, scale=(1.0, 1.0), ratio=(1.0, 1.0))(y)
     torch.testing.assert_close(full, y, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["blur", "solarize"])
+def test_blur_and_solarize_change_exactly_the_chosen_samples(name):
+    from kornia.filters import gaussian_blur2d
+
+    x = images(b=64, dtype=torch.float32)
+    out = A.make(name, p=0.5, seed=0, **({"kernel_size": 5} if name == "blur" else {}))(x)
+    # The draws Sampler makes from the generator the seed gives: sigma (blur), then the choice.
+    g = torch.Generator().manual_seed(0)
+    sigma = torch.rand(64, generator=g) * 1.9 + 0.1 if name == "blur" else None
+    chosen = torch.rand(64, generator=g) < 0.5
+    if name == "blur":
+        sigma2 = sigma.view(-1, 1).expand(64, 2).contiguous()
+        expected = gaussian_blur2d(x, (5, 5), sigma2)  # all channels at once, every sample
+    else:
+        expected = torch.where(x >= 0.5, 1 - x, x)
+    expected = torch.where(chosen.view(-1, 1, 1, 1), expected, x)
+    assert 16 < chosen.sum() < 48
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("name", list(A.AUGMENTATIONS))

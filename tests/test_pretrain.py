@@ -186,10 +186,17 @@ def test_pretrained_encoder_into_sac_frozen_or_fine_tuned(tmp_path):
     tuned.learn(40)
     enc = tuned.critic.features_extractor.encoder.state_dict()
     assert any(not torch.equal(enc[k], weights[k]) for k in weights)  # fine-tuned
-    # The saved model carries the encoder: it loads without the checkpoint file.
+    # The kwargs hold the path and config, not the weights (tools print and save them) ...
+    kwargs = policy_kwargs(pretrained=ckpt_path)["features_extractor_kwargs"]["pretrained"]
+    assert kwargs == {
+        "path": str(ckpt_path.resolve()),
+        "config": load_checkpoint(ckpt_path)["config"],
+    }
+    # ... and the saved model carries the encoder: it loads without the checkpoint file.
     frozen.save(tmp_path / "sac.zip")
     ckpt_path.unlink()
-    loaded = SAC.load(tmp_path / "sac.zip")
+    with pytest.warns(UserWarning, match="not found: the encoder is built from its recorded"):
+        loaded = SAC.load(tmp_path / "sac.zip")
     assert torch.equal(
         loaded.critic.features_extractor.encoder.head.fc.weight,
         frozen.critic.features_extractor.encoder.head.fc.weight,

@@ -183,6 +183,11 @@ def test_target_networks_hold_no_copy_of_the_method(policy):
         assert not any("method" in n or "objective" in n for n in names)
     target = model.critic_target.features_extractor
     assert target.objective is None and target.get_extra_state() == {}
+    # SB3's get_parameters() lists every policy tensor once (the encoder is not repeated as
+    # the method's online encoder): its tensors are the policy's parameters and buffers.
+    saved = {k: v for k, v in model.get_parameters()["policy"].items() if torch.is_tensor(v)}
+    own = [*model.policy.parameters(), *model.policy.buffers()]
+    assert sum(v.numel() for v in saved.values()) == sum(t.numel() for t in own)
     # The heads train through an optimiser of the critic's class, at its current learning rate.
     binding = online.binding
     assert type(binding.head_optimizer) is type(model.critic.optimizer)

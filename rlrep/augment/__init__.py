@@ -30,6 +30,7 @@ from rlrep.augment.geometric import (
     RandomTranslate,
     crop_windows,
 )
+from rlrep.augment.kornia_adapter import KorniaAugmentation
 from rlrep.augment.photometric import ColorJitter, GaussianBlur, RandomGrayscale, RandomSolarize
 from rlrep.augment.random_conv import RandomConv
 from rlrep.augment.simclr import RandomResizedCrop, simclr_recipe
@@ -41,6 +42,7 @@ __all__ = [
     "Compose",
     "Cutout",
     "GaussianBlur",
+    "KorniaAugmentation",
     "RandomConv",
     "RandomCrop",
     "RandomFlip",
@@ -83,7 +85,7 @@ def _accepted(factory: Any) -> set[str]:
 
 
 def make(
-    spec: str | None, seed: int | None = None, frame_channels: int = 3, **kwargs: Any
+    spec: str | nn.Module | None, seed: int | None = None, frame_channels: int = 3, **kwargs: Any
 ) -> nn.Module:
     """Build an augmentation from its name; ``"a+b"`` composes ``a`` then ``b``.
 
@@ -91,7 +93,9 @@ def make(
     crop size); a keyword no step takes raises ``ValueError``. ``None`` or ``"none"`` gives the
     identity.
 
-    :param spec: names from :data:`AUGMENTATIONS` joined by ``+``.
+    :param spec: names from :data:`AUGMENTATIONS` joined by ``+``, or a kornia augmentation
+        module (one or an ``AugmentationSequential``; see :class:`KorniaAugmentation`, which
+        takes ``eval_view=`` among the keywords).
     :param seed: seed of the generator shared by the steps (``None``: torch's global RNG).
     :param frame_channels: channels per stacked frame: 3 (RGB) or 1 (grayscale, e.g. Atari);
         colour steps (``color_jitter``, ``grayscale``, ``conv``, the ``simclr`` recipe) refuse
@@ -99,6 +103,8 @@ def make(
     :return: a :class:`Compose` of the steps.
     """
     frame_channels = check_frame_channels(frame_channels)
+    if isinstance(spec, nn.Module):  # a kornia module: applied per stacked frame
+        return Compose([KorniaAugmentation(spec, frame_channels, **kwargs)], seed=seed)
     if spec is None or spec.strip().lower() in ("", "none", "identity"):
         if kwargs:
             raise ValueError(f"augment.make: no augmentation takes {sorted(kwargs)}")

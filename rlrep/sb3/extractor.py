@@ -11,6 +11,9 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import os
+import warnings
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -81,6 +84,29 @@ def check_image_space(observation_space: gym.Space) -> tuple[int, int, int]:
     return int(c), int(h), int(w)
 
 
+def read_pretrained(pretrained: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """``{"config": ..., "encoder": weights or None}`` of a ``pretrained=`` value: a checkpoint
+    path; ``{"path", "config"}`` as :func:`rlrep.sb3.policy_kwargs` keeps it (weights read from
+    the file; a file gone, e.g. on another machine, gives the architecture only, with a warning:
+    a saved SB3 model brings its own trained weights); or ``{"config", "encoder"}`` in memory."""
+    from rlrep.checkpoint import load_checkpoint
+
+    if isinstance(pretrained, (str, os.PathLike)):
+        checkpoint = load_checkpoint(pretrained)
+        return {"config": checkpoint["config"], "encoder": checkpoint["encoder"]}
+    if "encoder" in pretrained:
+        return {"config": pretrained["config"], "encoder": pretrained["encoder"]}
+    if Path(pretrained["path"]).exists():
+        return read_pretrained(pretrained["path"])
+    warnings.warn(
+        f"pretrained checkpoint {pretrained['path']} not found: the encoder is built from its "
+        "recorded config with fresh weights (a model loaded with SB3's load() then gets its "
+        "trained weights from the saved parameters)",
+        stacklevel=3,
+    )
+    return {"config": pretrained["config"], "encoder": None}
+
+
 class RepresentationExtractor(BaseFeaturesExtractor):
     """Augment → encode, plus an auxiliary self-supervised loss while training.
 
@@ -98,15 +124,16 @@ class RepresentationExtractor(BaseFeaturesExtractor):
 
     :param observation_space: uint8 ``(C, H, W)`` images, ``C = 3·k`` for colour augmentations.
     :param encoder: name in :data:`rlrep.encoders.ENCODERS`.
-    :param augmentation: spec for :func:`rlrep.augment.make` (``None``: no augmentation).
+    :param augmentation: spec for :func:`rlrep.augment.make` (``None``: no augmentation), or a
+        kornia augmentation module (applied per stacked frame, :class:`~rlrep.augment.KorniaAugmentation`).
     :param image_size: side the encoder sees; default: H (crop: round(0.84·H), i.e. 100 → 84).
     :param method: name in :data:`rlrep.methods.METHODS`, or ``None`` (augmentation only).
     :param aux_weight: weight of the auxiliary loss added to the RL loss.
     :param rl_view: ``"augmented"`` or ``"deterministic"`` input for the RL loss.
     :param encoder_kwargs: / :param method_kwargs: / :param augmentation_kwargs: passed on.
-    :param pretrained: a ``rlrep pretrain`` checkpoint (path, or its ``config`` and ``encoder``
-        entries): its encoder (name, options, weights) replaces ``encoder``/``encoder_kwargs``;
-        views must have the shape it was trained on.
+    :param pretrained: a ``rlrep pretrain`` checkpoint (a path, or the forms of
+        :func:`read_pretrained`): its encoder (name, options, weights) replaces
+        ``encoder``/``encoder_kwargs``; views must have the shape it was trained on.
     :param freeze: keep the pretrained encoder fixed (no gradient, eval mode); the RL heads
         learn on its features (ATC-style decoupled representation learning).
     :param rank_every: log the effective rank of the RL view's features every ``rank_every``
@@ -120,7 +147,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self,
         observation_space: gym.spaces.Box,
         encoder: str = "curl",
-        augmentation: str | None = "crop",
+        augmentation: str | torch.nn.Module | None = "crop",
         image_size: int | None = None,
         method: str | None = None,
         aux_weight: float = 1.0,
@@ -146,11 +173,8 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             raise ValueError(
                 f"freeze=True leaves nothing for method={method!r} to train; pass method=None"
             )
-        checkpoint = None
-        if pretrained is not None:
-            from rlrep.checkpoint import load_checkpoint
-
-            checkpoint = pretrained if isinstance(pretrained, dict) else load_checkpoint(pretrained)
+        checkpoint = None if pretrained is None else read_pretrained(pretrained)
+        if checkpoint is not None:
             encoder, encoder_kwargs = (
                 checkpoint["config"]["encoder"],
                 checkpoint["config"]["encoder_kwargs"],
@@ -158,7 +182,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         if rl_view not in ("augmented", "deterministic"):
             raise ValueError(f"rl_view must be 'augmented' or 'deterministic', got {rl_view!r}")
         aug_kwargs = dict(augmentation_kwargs or {})
-        names = (augmentation or "").split("+")
+        names = augmentation.split("+") if isinstance(augmentation, str) else []
         if image_size is None:
             image_size = round(0.84 * h) if "crop" in names and "size" not in aug_kwargs else h
         for name, key in (("crop", "size"), ("resized_crop", "size")):
@@ -181,7 +205,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
                 "(e.g. --dataset dmc:TASK with the same image and crop size)"
             )
         net = encoder_lib.make(encoder, tuple(view_shape), **(encoder_kwargs or {}))
-        if checkpoint is not None:
+        if checkpoint is not None and checkpoint["encoder"] is not None:
             net.load_state_dict(checkpoint["encoder"])
         if method is not None:  # the objective is built later: check its options now
             try:

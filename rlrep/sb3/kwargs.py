@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
+
+import torch
 
 import rlrep.augment as augment_lib
 import rlrep.encoders as encoder_lib
@@ -14,7 +18,7 @@ __all__ = ["policy_kwargs"]
 
 def policy_kwargs(
     method: str | None = None,
-    augmentation: str | None = "crop",
+    augmentation: str | torch.nn.Module | None = "crop",
     aux_weight: float = 1.0,
     encoder: str = "curl",
     image_size: int | None = None,
@@ -22,7 +26,7 @@ def policy_kwargs(
     encoder_kwargs: dict[str, Any] | None = None,
     method_kwargs: dict[str, Any] | None = None,
     augmentation_kwargs: dict[str, Any] | None = None,
-    pretrained: str | None = None,
+    pretrained: str | os.PathLike | None = None,
     freeze: bool = False,
     rank_every: int = 100,
     frame_channels: int | None = None,
@@ -36,15 +40,16 @@ def policy_kwargs(
     :param method: ``curl``, ``simclr``, ``moco``, ``byol``, ``simsiam``, ``barlow_twins``,
         ``vicreg``, or ``None`` for augmentation only (RAD / DrQ style).
     :param augmentation: an :func:`rlrep.augment.make` spec, e.g. ``"crop"``, ``"shift"``,
-        ``"crop+color_jitter"``; ``None`` for none.
+        ``"crop+color_jitter"``; ``None`` for none; or a kornia augmentation module, applied per
+        stacked frame (``augmentation_kwargs={"eval_view": "center_crop"}`` for crops).
     :param aux_weight: weight of the auxiliary loss (0 = augmentation only).
     :param encoder: ``curl`` (default), ``nature``, ``impala`` or ``resnet18``.
     :param image_size: side the encoder sees (default: 84% of the frame for ``crop``, 100 → 84).
     :param rl_view: ``"augmented"`` (RAD/DrQ/CURL) or ``"deterministic"`` input for the RL loss;
         the latter keeps PPO's importance ratios exact (DrAC, Raileanu et al. 2021).
-    :param pretrained: path of a ``rlrep pretrain`` checkpoint whose encoder is loaded (its
-        config and weights are read now and kept in these kwargs, so saved models are
-        self-contained).
+    :param pretrained: path of a ``rlrep pretrain`` checkpoint whose encoder is loaded (checked
+        now; the kwargs keep its path and config, the weights are read when the policy is built
+        and saved with the model, which then loads without the file).
     :param freeze: keep that encoder fixed (``True``) or fine-tune it (``False``).
     :param rank_every: the effective rank of the features is logged every ``rank_every``
         auxiliary steps (``0``: never). The auxiliary loss, contrastive accuracy and feature std
@@ -80,9 +85,11 @@ def policy_kwargs(
     if pretrained is not None:
         from rlrep.checkpoint import load_checkpoint
 
-        # The weights travel inside the kwargs, so a saved SB3 model does not depend on the file.
+        # Checked now; the kwargs keep the path and the (small) config, not the weights: they are
+        # read when the policy is built and saved with the model as its parameters, so kwargs
+        # printed or saved by tools (rl-zoo3's config.yml, SB3's model data) stay small.
         ckpt = load_checkpoint(pretrained)
-        pretrained = {"config": ckpt["config"], "encoder": ckpt["encoder"]}
+        pretrained = {"path": str(Path(pretrained).resolve()), "config": ckpt["config"]}
     return {
         "features_extractor_class": RepresentationExtractor,
         "features_extractor_kwargs": {
