@@ -123,7 +123,7 @@ def curl_sac_config(task: str, **overrides: Any) -> CURLSACConfig:
 PPO_AUX: dict[str, Any] = {
     "method": "simclr",
     "augmentation": "crop",
-    "aux_weight": 1.0,
+    "aux_weight": None,  # the method's default_aux_weight
     "rl_view": "deterministic",  # PPO's ratios on the rollout's (center) view (DrAC)
     "n_steps": 512,
     "batch_size": 128,

@@ -431,6 +431,13 @@ def test_every_algorithm_trains_with_an_aux_loss(algo, policy, method):
     assert losses and all(np.isfinite(out.loss.item()) for out in losses)
 
 
+def test_default_aux_weight_is_the_methods():
+    for method, weight in (("curl", 1.0), ("barlow_twins", 0.005), ("vicreg", 0.25)):
+        assert sac(method=method).critic.features_extractor.aux_weight == weight
+    assert sac(method="barlow_twins", aux_weight=2.0).critic.features_extractor.aux_weight == 2.0
+    assert sac(method=None).critic.features_extractor.aux_weight == 0.0
+
+
 def test_bad_configuration_raises():
     with pytest.raises(ValueError, match="unknown method 'dino'"):
         policy_kwargs(method="dino")

@@ -280,7 +280,7 @@ def test_methods_check_the_pixel_range_of_their_views():
 # --- SB3 plug-in -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("aux_weight", [math.nan, math.inf, -1.0, "1", None])
+@pytest.mark.parametrize("aux_weight", [math.nan, math.inf, -1.0, "1", True])
 def test_aux_weight_must_be_finite_and_non_negative(aux_weight):
     with pytest.raises(ValueError, match="aux_weight must be a finite number >= 0"):
         policy_kwargs(method="curl", aux_weight=aux_weight)

@@ -57,6 +57,10 @@ class Method(nn.Module, abc.ABC):
         across the batch.
     """
 
+    #: The SB3 plug-in's ``aux_weight`` when none is given: 1, except for losses whose scale
+    #: dwarfs an RL loss at the start of training (``experiments/aux_scales.py``; README).
+    default_aux_weight: float = 1.0
+
     def __init__(self, encoder: nn.Module, gather_distributed: bool = False) -> None:
         super().__init__()
         self.encoder = encoder

@@ -43,8 +43,12 @@ NORMALIZE_IMAGES_FIX = (
 )
 
 
-def check_aux_weight(aux_weight: float) -> float:
-    """``aux_weight`` as a float, or ``ValueError`` unless it is a finite number >= 0."""
+def check_aux_weight(aux_weight: float | None, method: str | None = None) -> float | None:
+    """``aux_weight`` as a float, or ``ValueError`` unless it is a finite number >= 0; ``None``
+    (the default) gives ``method``'s ``default_aux_weight`` (``None`` without a method)."""
+    if aux_weight is None:
+        known = method in method_lib.METHODS
+        return method_lib.METHODS[method].default_aux_weight if known else None
     real = isinstance(aux_weight, numbers.Real) and not isinstance(aux_weight, bool)
     if not (real and math.isfinite(aux_weight) and aux_weight >= 0):
         raise ValueError(
@@ -128,7 +132,8 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         kornia augmentation module (applied per stacked frame, :class:`~rlrep.augment.KorniaAugmentation`).
     :param image_size: side the encoder sees; default: H (crop: round(0.84·H), i.e. 100 → 84).
     :param method: name in :data:`rlrep.methods.METHODS`, or ``None`` (augmentation only).
-    :param aux_weight: weight of the auxiliary loss added to the RL loss.
+    :param aux_weight: weight of the auxiliary loss added to the RL loss; default: the method's
+        ``default_aux_weight`` (1, Barlow Twins 0.005, VICReg 0.25: one scale, see README).
     :param rl_view: ``"augmented"`` or ``"deterministic"`` input for the RL loss.
     :param encoder_kwargs: / :param method_kwargs: / :param augmentation_kwargs: passed on.
     :param pretrained: a ``rlrep pretrain`` checkpoint (a path, or the forms of
@@ -150,7 +155,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         augmentation: str | torch.nn.Module | None = "crop",
         image_size: int | None = None,
         method: str | None = None,
-        aux_weight: float = 1.0,
+        aux_weight: float | None = None,
         rl_view: str = "augmented",
         encoder_kwargs: dict[str, Any] | None = None,
         method_kwargs: dict[str, Any] | None = None,
@@ -164,7 +169,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         frame_channels = check_frame_channels(
             infer_frame_channels(c) if frame_channels is None else frame_channels, c
         )
-        aux_weight = check_aux_weight(aux_weight)
+        aux_weight = check_aux_weight(aux_weight, method) or 0.0  # 0.0: no method
         if freeze and pretrained is None:
             raise ValueError(
                 "freeze=True needs pretrained=<checkpoint>: a frozen random encoder learns nothing"

@@ -19,7 +19,7 @@ __all__ = ["policy_kwargs"]
 def policy_kwargs(
     method: str | None = None,
     augmentation: str | torch.nn.Module | None = "crop",
-    aux_weight: float = 1.0,
+    aux_weight: float | None = None,
     encoder: str = "curl",
     image_size: int | None = None,
     rl_view: str = "augmented",
@@ -42,7 +42,9 @@ def policy_kwargs(
     :param augmentation: an :func:`rlrep.augment.make` spec, e.g. ``"crop"``, ``"shift"``,
         ``"crop+color_jitter"``; ``None`` for none; or a kornia augmentation module, applied per
         stacked frame (``augmentation_kwargs={"eval_view": "center_crop"}`` for crops).
-    :param aux_weight: weight of the auxiliary loss (0 = augmentation only).
+    :param aux_weight: weight of the auxiliary loss (0 = augmentation only); default: the
+        method's ``default_aux_weight``, which puts every method's weighted loss on one scale at
+        the start of training (1; Barlow Twins 0.005, VICReg 0.25; README).
     :param encoder: ``curl`` (default), ``nature``, ``impala`` or ``resnet18``.
     :param image_size: side the encoder sees (default: 84% of the frame for ``crop``, 100 → 84).
     :param rl_view: ``"augmented"`` (RAD/DrQ/CURL) or ``"deterministic"`` input for the RL loss;
