@@ -55,18 +55,23 @@ def test_wheel_holds_every_module_of_the_three_folders(wheel_names):
     assert expected - wheel_names == set(), "modules missing from the wheel (pyproject packages)"
 
 
+def run_installed(code: str) -> str:
+    """Stdout of ``python -c code`` in a fresh interpreter seeing what the installed distribution
+    provides: outside the checkout and without PYTHONPATH, so the folders beside rlrep/ are not
+    importable as top-level packages by accident."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/", env=env
+    ).stdout
+
+
 def test_agents_and_envs_import_under_rlrep_only():
     code = (
         "import importlib.util as u, rlrep.agents, rlrep.envs, gymnasium as gym;"
         "print(u.find_spec('agents') is None, u.find_spec('envs') is None,"
         " gym.spec('rlrep/PointMassPixels-v0').entry_point, gym.spec('dmc/cartpole-swingup-v0').entry_point)"
     )
-    # What the installed distribution provides: run outside the checkout and without PYTHONPATH,
-    # so the folders beside rlrep/ are not importable as top-level packages by accident.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/", env=env
-    ).stdout.split()
+    out = run_installed(code).split()
     assert out == ["True", "True", "rlrep.envs.point_mass:PointMassPixels", "rlrep.envs.dmc:DMCEnv"]
 
 
@@ -82,8 +87,4 @@ def test_module_colon_id_resolves_in_a_fresh_interpreter():
         "print(env.observation_space.shape, vec.num_envs, 'mujoco' in sys.modules,"
         " all(gym.spec(E.dmc_id(t)).entry_point == 'rlrep.envs.dmc:DMCEnv' for t in E.DMC_TASKS))"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/", env=env
-    ).stdout.strip()
-    assert out == "(9, 24, 24) 2 False True"
+    assert run_installed(code).strip() == "(9, 24, 24) 2 False True"
