@@ -162,6 +162,9 @@ class DMCEnv(gym.Env):
         return self._observation(timestep), self._info(timestep, env_steps=0)
 
     def step(self, action: np.ndarray):
+        """``action_repeat`` physics steps with ``action`` in [-1, 1] (clipped, mapped to the
+        task's bounds); the reward is their sum, one frame is rendered. Time limits give
+        ``truncated=True``; ``info["env_steps"]`` counts the physics steps taken."""
         a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         if a.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {self.action_space.shape}, got {a.shape}")
@@ -276,9 +279,8 @@ def make_dmc(
     :param image_size: side of the rendered square frames (CURL renders 100 and crops 84).
     :param frame_stack: frames per observation; observation ``(3·frame_stack, H, W)``, newest last.
     :param action_repeat: physics control steps per agent step; ``None`` = CURL's per-task value.
-    Actions in [-1, 1] are mapped linearly to the task's bounds (dimensions bounded beyond ±1e6,
-    as in LQR, are passed through).
-
+        Actions in [-1, 1] are mapped linearly to the task's bounds (dimensions bounded beyond
+        ±1e6, as in LQR, are passed through).
     :param seed: seed of the task's random state (initial states); ``reset(seed=…)`` reseeds.
     :param camera_id: ``None`` = 0, or 2 for quadruped (as DrQ).
     :param from_pixels: ``False`` gives the flat proprioceptive state (a state baseline).

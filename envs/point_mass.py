@@ -77,6 +77,8 @@ class PointMassPixels(gym.Env):
         return self._observation(), self._info()
 
     def step(self, action: np.ndarray):
+        """Move the point by ``max_speed × action`` (clipped to [-1, 1]); reward −distance to the
+        target; ``truncated=True`` after ``episode_length`` steps (never terminated)."""
         a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         if a.shape != (2,):
             raise ValueError(f"action must have shape (2,), got {a.shape}")
