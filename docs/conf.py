@@ -12,3 +12,15 @@ autodoc_typehints = "description"
 # The guides include README sections, which start at ## (the README's own level).
 suppress_warnings = ["myst.header"]
 html_theme = "alabaster"
+
+
+def setup(app) -> None:
+    """Draw the figures (docs/figures.py) from committed files before the build reads them."""
+    import sys
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parent
+    sys.path.insert(0, str(docs))
+    from figures import draw_all
+
+    draw_all(docs / "_generated")
