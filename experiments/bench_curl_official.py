@@ -38,7 +38,7 @@ class _NoLogger:
     """The official update's ``L``: logging is not what is timed."""
 
     def log(self, *args, **kwargs) -> None:
-        pass
+        """Drop the value (the reference agent logs through ``L.log(key, value, step)``)."""
 
     log_histogram = log_param = log_image = log
 

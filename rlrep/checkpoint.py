@@ -21,7 +21,9 @@ Guards (errors are ``ValueError``, which the CLI prints and exits 2 on):
 from __future__ import annotations
 
 import json
+import os
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,7 @@ __all__ = [
     "load_encoder",
     "load_state",
     "plain_config",
+    "read_pretrained",
     "restore_training_state",
     "save_checkpoint",
 ]
@@ -211,3 +214,24 @@ def _check_checkpoint(path: Path, ckpt: Any) -> None:
         missing += [f"config[{k!r}]" for k in _CONFIG_KEYS if k not in config]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}; {_EXPECTED}")
+
+
+def read_pretrained(pretrained: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """``{"config": ..., "encoder": weights or None}`` of a ``pretrained=`` value: a checkpoint
+    path; ``{"path", "config"}`` as :func:`rlrep.sb3.policy_kwargs` keeps it (weights read from
+    the file; a file gone, e.g. on another machine, gives the architecture only, with a warning:
+    a saved SB3 model brings its own trained weights); or ``{"config", "encoder"}`` in memory."""
+    if isinstance(pretrained, (str, os.PathLike)):
+        checkpoint = load_checkpoint(pretrained)
+        return {"config": checkpoint["config"], "encoder": checkpoint["encoder"]}
+    if "encoder" in pretrained:
+        return {"config": pretrained["config"], "encoder": pretrained["encoder"]}
+    if Path(pretrained["path"]).exists():
+        return read_pretrained(pretrained["path"])
+    warnings.warn(
+        f"pretrained checkpoint {pretrained['path']} not found: the encoder is built from its "
+        "recorded config with fresh weights (a model loaded with SB3's load() then gets its "
+        "trained weights from the saved parameters)",
+        stacklevel=3,
+    )
+    return {"config": pretrained["config"], "encoder": None}

@@ -11,9 +11,6 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import os
-import warnings
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -30,6 +27,7 @@ from rlrep.augment.base import (
     infer_frame_channels,
     pixel_range_checked,
 )
+from rlrep.checkpoint import read_pretrained
 from rlrep.objective import AuxObjective
 from rlrep.sb3.binding import AuxBinding, bind_policy, find_algorithm, warn_unbound
 from rlrep.sb3.frames import check_frame_channels_of_env
@@ -88,29 +86,6 @@ def check_image_space(observation_space: gym.Space) -> tuple[int, int, int]:
     return int(c), int(h), int(w)
 
 
-def read_pretrained(pretrained: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
-    """``{"config": ..., "encoder": weights or None}`` of a ``pretrained=`` value: a checkpoint
-    path; ``{"path", "config"}`` as :func:`rlrep.sb3.policy_kwargs` keeps it (weights read from
-    the file; a file gone, e.g. on another machine, gives the architecture only, with a warning:
-    a saved SB3 model brings its own trained weights); or ``{"config", "encoder"}`` in memory."""
-    from rlrep.checkpoint import load_checkpoint
-
-    if isinstance(pretrained, (str, os.PathLike)):
-        checkpoint = load_checkpoint(pretrained)
-        return {"config": checkpoint["config"], "encoder": checkpoint["encoder"]}
-    if "encoder" in pretrained:
-        return {"config": pretrained["config"], "encoder": pretrained["encoder"]}
-    if Path(pretrained["path"]).exists():
-        return read_pretrained(pretrained["path"])
-    warnings.warn(
-        f"pretrained checkpoint {pretrained['path']} not found: the encoder is built from its "
-        "recorded config with fresh weights (a model loaded with SB3's load() then gets its "
-        "trained weights from the saved parameters)",
-        stacklevel=3,
-    )
-    return {"config": pretrained["config"], "encoder": None}
-
-
 class RepresentationExtractor(BaseFeaturesExtractor):
     """Augment → encode, plus an auxiliary self-supervised loss while training.
 
@@ -137,7 +112,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
     :param rl_view: ``"augmented"`` or ``"deterministic"`` input for the RL loss.
     :param encoder_kwargs: / :param method_kwargs: / :param augmentation_kwargs: passed on.
     :param pretrained: a ``rlrep pretrain`` checkpoint (a path, or the forms of
-        :func:`read_pretrained`): its encoder (name, options, weights) replaces
+        :func:`rlrep.checkpoint.read_pretrained`): its encoder (name, options, weights) replaces
         ``encoder``/``encoder_kwargs``; views must have the shape it was trained on.
     :param freeze: keep the pretrained encoder fixed (no gradient, eval mode); the RL heads
         learn on its features (ATC-style decoupled representation learning).
