@@ -10,7 +10,8 @@ view the extractor encodes: center crop 84 of 100-pixel frames), next to a colla
 (every feature vector a scaled copy of one direction plus 1e-3 noise) and i.i.d. Gaussian
 features (well spread).
 
-Usage: ``python experiments/aux_scales.py [--task point_mass_pixels|cartpole-swingup ...]``
+Usage: ``python experiments/aux_scales.py [--task point_mass_pixels|cartpole-swingup ...]
+[--methods curl swav ...] [--no-encoders]``
 (DMC tasks render on the CPU: ~30 ms a frame, so a few hundred steps take seconds.)
 """
 
@@ -47,15 +48,21 @@ class MeanOf(Logger):
         self.record(key, value)
 
 
-def scales(task: str, image_size: int, steps: int, updates: int, batch_size: int) -> None:
+def scales(
+    task: str, image_size: int, steps: int, updates: int, batch_size: int, methods: list[str]
+) -> None:
     print(f"\n{task}, {image_size} px, {steps} random steps, means of the first {updates} updates")
     print(f"  {'method':14s} {'weight':>8s} {'critic loss':>12s} {'aux loss':>10s} {'ratio':>9s}")
-    for method in M.METHODS:
+    for method in methods:
         env = envs.make_env(task, image_size=image_size, seed=0)
+        # A memory bank keeps one row per replay slot.
+        method_kwargs = {"num_instances": steps} if M.METHODS[method].needs_index else {}
         model = SAC(
             SharedEncoderSACPolicy, env, buffer_size=steps, learning_starts=steps,
             batch_size=batch_size, seed=0, replay_buffer_class=FrameStackReplayBuffer,
-            policy_kwargs=make_policy_kwargs(method=method, net_arch=[1024, 1024]),
+            policy_kwargs=make_policy_kwargs(
+                method=method, method_kwargs=method_kwargs, net_arch=[1024, 1024]
+            ),
         )  # fmt: skip
         model.set_logger(configure_logger(None, []))
         model.learn(steps)  # random actions fill the buffer (the same for every method: seed 0)
@@ -104,11 +111,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--updates", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--methods", nargs="+", default=list(M.METHODS), choices=list(M.METHODS))
+    parser.add_argument("--no-encoders", action="store_true", help="skip part 2")
     args = parser.parse_args()
     for task in args.task:
         size = 40 if task == envs.SYNTHETIC_TASK else 100  # the synthetic task's own default
-        scales(task, size, args.steps, args.updates, args.batch_size)
-        feature_health(task, 100, args.batch_size)  # 100 → crop 84: every encoder's input
+        scales(task, size, args.steps, args.updates, args.batch_size, args.methods)
+        if not args.no_encoders:
+            feature_health(task, 100, args.batch_size)  # 100 → crop 84: every encoder's input
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         out=args.out,
         data_dir=args.data_dir,
         augmentation=args.augmentation,
+        multi_crop=args.multi_crop,
         image_size=args.image_size,
         seed=args.seed,
         resume=args.resume,
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--method",
         default="simclr",
-        help="simclr | moco | byol | simsiam | barlow_twins | vicreg | curl",
+        help="simclr | moco | moco_v3 | byol | simsiam | barlow_twins | vicreg | swav | nnclr | "
+        "curl",
     )
     p.add_argument(
         "--dataset",
@@ -173,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         "--augmentation",
         default=None,
         help="augment spec (default: simclr for images, crop for dmc)",
+    )
+    p.add_argument(
+        "--multi-crop",
+        default=None,
+        metavar="GxS,LxT",
+        help="multi-crop views, e.g. 2x32,4x16: 2 global crops of side 32 and 4 local ones of "
+        "side 16 (Caron et al. 2020), for swav, simclr, byol, simsiam",
     )
     p.add_argument(
         "--image-size", type=int, default=64, help="side for folder: images and dmc: renders"

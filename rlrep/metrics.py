@@ -1,11 +1,14 @@
-"""Representation-health figures, to catch collapse while training."""
+"""Representation-health figures, to catch collapse while training, and what contrastive
+learning is said to optimise: alignment and uniformity (Wang & Isola 2020), InfoNCE's bound."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["effective_rank", "feature_std"]
+__all__ = ["alignment", "effective_rank", "feature_std", "info_nce_bound", "uniformity"]
 
 
 @torch.no_grad()
@@ -32,3 +35,53 @@ def effective_rank(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     s = torch.linalg.svdvals(z)
     p = s / (s.sum() + eps)
     return torch.exp(-(p * (p + eps).log()).sum())
+
+
+@torch.no_grad()
+def alignment(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Alignment of positive pairs, ``E ‖f(x) − f(y)‖₂^α`` on L2-normalised features (Wang &
+    Isola 2020, Eq. 4; α = 2): 0 when both views map to the same point, at most 2^α.
+
+    :param x: ``(N, D)`` features of one view; :param y: ``(N, D)`` of the other (row-aligned).
+    :return: scalar tensor (lower is better aligned).
+    """
+    if x.dim() != 2 or x.shape != y.shape:
+        raise ValueError(
+            f"alignment: expected two (N, D) feature tensors of equal shape, got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    d = F.normalize(x.float(), dim=1) - F.normalize(y.float(), dim=1)
+    return d.norm(dim=1).pow(alpha).mean()
+
+
+@torch.no_grad()
+def uniformity(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """Uniformity, ``log E exp(−t ‖f(x) − f(y)‖²)`` over distinct pairs of the batch on
+    L2-normalised features (Wang & Isola 2020, Eq. 5; t = 2): 0 when collapsed to one point,
+    more negative the more uniformly the features cover the sphere.
+
+    :param x: ``(N, D)`` features, N >= 2. :return: scalar tensor (lower is more uniform).
+    """
+    if x.dim() != 2 or x.shape[0] < 2:
+        raise ValueError(
+            f"uniformity: expected (N, D) features with N >= 2 (it compares pairs), got "
+            f"{tuple(x.shape)}"
+        )
+    z = F.normalize(x.float(), dim=1)
+    return torch.pdist(z).pow(2).mul(-t).exp().mean().log()
+
+
+def info_nce_bound(loss: torch.Tensor | float, num_candidates: int) -> torch.Tensor | float:
+    """The mutual-information lower bound an InfoNCE loss certifies, ``I ≥ log N − L``
+    (van den Oord et al. 2018, Eq. 10), in nats; N counts the positive and its negatives.
+    It cannot exceed ``log N``: a bound near it says the batch, not the encoder, is the limit.
+
+    :param loss: the InfoNCE loss ``L`` (a scalar tensor or float).
+    :param num_candidates: ``N`` (CURL: batch size; NT-Xent: 2B − 1; MoCo: 1 + queue size).
+    """
+    if not isinstance(num_candidates, int) or num_candidates < 2:
+        raise ValueError(
+            f"info_nce_bound: num_candidates must be an int >= 2 (the positive and at least "
+            f"one negative), got {num_candidates!r}"
+        )
+    return math.log(num_candidates) - loss

@@ -4,7 +4,8 @@ The SB3 plug-in, the agents and ``rlrep pretrain`` all train a representation th
 
     objective = AuxObjective(augment, method)
     out = objective.loss(obs)                                  # two random views of the batch
-    out = objective.loss(view_a=rl_view, features_a=features)  # or reuse the caller's anchor
+    out = objective.loss(obs, view_a=rl_view, features_a=features)  # reuse the caller's anchor
+    out = objective.loss(views=objective.views(obs))           # views made beforehand
     (rl_loss + weight * out.loss).backward(); optimizer.step()
     objective.update_targets(momentum)                         # EMA step after the optimiser step
     objective.pop_metrics()                                    # means since the last call
@@ -15,10 +16,13 @@ all three drivers through this object.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from rlrep.augment.base import Augmentation
+from rlrep.augment.multicrop import MultiCrop
 from rlrep.methods.base import AuxOutput, Method
 from rlrep.metrics import effective_rank
 
@@ -28,7 +32,9 @@ __all__ = ["AuxObjective"]
 class AuxObjective(nn.Module):
     """Views from ``augment``, the loss of ``method``, its target step, and running metrics.
 
-    :param augment: makes the random views (:func:`rlrep.augment.make`).
+    :param augment: makes the random views (:func:`rlrep.augment.make`), or a
+        :class:`~rlrep.augment.MultiCrop` for 2 global + V local views (methods in
+        :data:`rlrep.methods.MULTI_VIEW`).
     :param method: the loss, heads and momentum targets (:func:`rlrep.methods.make`).
     :param rank_every: on every ``rank_every``-th :meth:`loss` call given ``features_a``, record
         the effective rank of those features (an SVD; a collapse alarm); ``0`` for never.
@@ -38,6 +44,11 @@ class AuxObjective(nn.Module):
         super().__init__()
         if not isinstance(rank_every, int) or rank_every < 0:
             raise ValueError(f"rank_every must be an int >= 0, got {rank_every!r}")
+        if isinstance(augment, MultiCrop) and augment.num_local and not method.multi_view:
+            raise ValueError(
+                f"{type(method).__name__} compares exactly two views, but the multi-crop gives "
+                f"{augment.num_views}; use num_local=0 or a method in rlrep.methods.MULTI_VIEW"
+            )
         self.augment, self.method, self.rank_every = augment, method, rank_every
         self.calls = 0  # loss() calls so far (drives rank_every)
         self._sums: dict[str, torch.Tensor] = {}
@@ -50,9 +61,12 @@ class AuxObjective(nn.Module):
 
     def views(
         self, obs: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two independent random views of ``obs`` ``(B, C, H, W)``."""
-        return self.augment.random(obs, generator), self.augment.random(obs, generator)
+    ) -> list[torch.Tensor]:
+        """Independent random views of ``obs`` ``(B, C, H, W)``: two, or a multi-crop's
+        globals then locals."""
+        if isinstance(self.augment, MultiCrop):
+            return self.augment.views(obs, generator)
+        return [self.augment.random(obs, generator), self.augment.random(obs, generator)]
 
     def loss(
         self,
@@ -60,28 +74,48 @@ class AuxObjective(nn.Module):
         *,
         view_a: torch.Tensor | None = None,
         view_b: torch.Tensor | None = None,
+        views: Sequence[torch.Tensor] | None = None,
         features_a: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        index: torch.Tensor | None = None,
     ) -> AuxOutput:
         """The method's loss on a batch, with its metrics recorded.
 
-        Views not given are drawn from ``obs``; ``features_a = encoder(view_a)``, when the
-        caller has it (e.g. from the RL loss's forward), is reused instead of a second pass.
+        Views not given are drawn from ``obs`` (with a multi-crop, its local views too);
+        ``features_a = encoder(view_a)``, when the caller has it (e.g. from the RL loss's
+        forward), is reused instead of a second pass.
 
         :param obs: ``(B, C, H, W)`` observations the missing views are drawn from.
         :param view_a: / :param view_b: ``(B, C, h, w)`` views already made.
-        :param features_a: ``(B, D)`` online features of ``view_a``, with their graph.
+        :param views: all views already made (two globals, then any locals), instead of
+            ``view_a`` / ``view_b``.
+        :param features_a: ``(B, D)`` online features of the first view, with their graph.
+        :param index: ``(B,)`` instance of each sample (dataset index, replay slot), passed to
+            methods that need it (:attr:`~rlrep.methods.Method.needs_index`) and ignored by
+            the rest.
         :return: :class:`~rlrep.methods.AuxOutput` (loss with gradient, detached metrics).
         """
-        if features_a is not None and view_a is None:
+        if features_a is not None and view_a is None and views is None:
             raise ValueError("features_a needs the view it was computed from: pass view_a too")
-        if obs is None and (view_a is None or view_b is None):
-            raise ValueError("pass obs (the views are drawn from it) or both view_a and view_b")
-        if view_a is None:
-            view_a = self.augment.random(obs, generator)
-        if view_b is None:
-            view_b = self.augment.random(obs, generator)
-        out = self.method(view_a, view_b, features_a=features_a)
+        if views is not None:
+            if view_a is not None or view_b is not None or len(views) < 2:
+                raise ValueError("pass views (two or more) or view_a / view_b, not both")
+            view_a, view_b, *local_views = views
+        else:
+            if obs is None and (view_a is None or view_b is None):
+                raise ValueError(
+                    "pass obs (the views are drawn from it), both view_a and view_b, or views"
+                )
+            if view_a is None:
+                view_a = self.augment.random(obs, generator)
+            if view_b is None:
+                view_b = self.augment.random(obs, generator)
+            local_views = []
+            if isinstance(self.augment, MultiCrop) and obs is not None:
+                local = self.augment.local_augment
+                local_views = [local.random(obs, generator) for _ in range(self.augment.num_local)]
+        extra = {"index": index} if self.method.needs_index else {}
+        out = self.method(view_a, view_b, *local_views, features_a=features_a, **extra)
         self.calls += 1
         self._add("loss", out.loss.detach())
         for key, value in out.metrics.items():

@@ -60,6 +60,7 @@ from rlrep.checkpoint import (  # CHECKPOINT_FORMAT, build_encoder: re-exported
     save_checkpoint,
 )
 from rlrep.datasets import Dataset, DatasetError, load_dataset
+from rlrep.divergence import NonFiniteLossError, check_finite  # NonFiniteLossError: re-exported
 from rlrep.objective import AuxObjective
 from rlrep.probes import evaluate, probe, resolve_device  # probe: re-exported
 from rlrep.runs import (
@@ -87,13 +88,14 @@ __all__ = [
 CHANGEABLE_KEYS = ("lr", "batch_size", "world_size")
 #: Config keys a resumed run may always change (recorded): ``epochs`` is the end point.
 FREE_KEYS = ("epochs",)
-_PRINTED = ("loss", "knn_top1", "state_r2")  # the history entries printed after each epoch
-
-
-class NonFiniteLossError(ValueError, FloatingPointError):
-    """Pretraining diverged (a NaN/inf loss, weight or optimizer state); the last good checkpoint
-    was kept. A ``FloatingPointError`` (the CLI exits 1, as for ``rlrep train``) and a
-    ``ValueError``."""
+_PRINTED = (  # the history entries printed after each epoch
+    "loss",
+    "train_alignment",
+    "train_uniformity",
+    "train_mi_bound",
+    "knn_top1",
+    "state_r2",
+)
 
 
 def default_augmentation(ds: Dataset) -> tuple[str, dict[str, Any]]:
@@ -116,6 +118,7 @@ def pretrain(
     data_dir: str | Path = "data",
     augmentation: str | None = None,
     augmentation_kwargs: dict[str, Any] | None = None,
+    multi_crop: str | None = None,
     encoder_kwargs: dict[str, Any] | None = None,
     method_kwargs: dict[str, Any] | None = None,
     image_size: int = 64,
@@ -134,6 +137,10 @@ def pretrain(
         a batch: in-batch negatives, BatchNorm or batch statistics); one larger than the
         training set is clamped to it.
     :param augmentation: an :func:`rlrep.augment.make` spec; ``None`` = :func:`default_augmentation`.
+    :param multi_crop: ``"2x32,4x16"``: 2 global views of side 32 and 4 local views of side 16
+        per image, each from ``augmentation`` (:func:`rlrep.augment.multi_crop`; SwAV's crop
+        scales), for the methods in :data:`rlrep.methods.MULTI_VIEW`; ``None``: two views. Local
+        views of another side need an encoder that takes any size (``resnet18``).
     :param amp: bfloat16 autocast (default: on CUDA only).
     :param resume: continue the run saved in ``out``; an error if it holds no checkpoint.
     :param resume_if_exists: continue the run saved in ``out`` if it holds a checkpoint, else
@@ -172,9 +179,14 @@ def pretrain(
             ds = load_dataset(dataset, data_dir, image_size=image_size, seed=seed)
             if augmentation is None:
                 augmentation, default_kwargs = default_augmentation(ds)
+                if multi_crop is not None:  # the multi-crop spec sets the sizes
+                    default_kwargs.pop("size", None)
                 augmentation_kwargs = {**default_kwargs, **(augmentation_kwargs or {})}
             augmentation_kwargs = augmentation_kwargs or {}
-            augment = augment_lib.make(augmentation, **augmentation_kwargs)
+            if multi_crop is None:
+                augment = augment_lib.make(augmentation, **augmentation_kwargs)
+            else:
+                augment = augment_lib.multi_crop(multi_crop, augmentation, **augmentation_kwargs)
             view_shape = tuple(augment.deterministic(ds.train[:1]).shape[1:])
             config = plain_config({
                 "method": method,
@@ -184,6 +196,7 @@ def pretrain(
                 "method_kwargs": method_kwargs or {},
                 "augmentation": augmentation,
                 "augmentation_kwargs": augmentation_kwargs,
+                "multi_crop": multi_crop,
                 "image_shape": list(ds.image_shape),
                 "view_shape": list(view_shape),
                 "batch_size": batch_size,
@@ -206,7 +219,15 @@ def pretrain(
             steps, batch_size = _steps(len(ds.train), batch_size, world, rank)
             torch.manual_seed(seed)  # the same initial weights on every rank
             net = encoder_lib.make(encoder, view_shape, **config["encoder_kwargs"])
-            model = method_lib.make(method, net, **config["method_kwargs"]).to(dev)
+            if isinstance(augment, augment_lib.MultiCrop):
+                check_takes_local_views(net, augment, ds.train[:2], encoder)
+            method_kwargs = dict(config["method_kwargs"])
+            if (
+                method_lib.METHODS.get(method) is not None
+                and method_lib.METHODS[method].needs_index
+            ):
+                method_kwargs.setdefault("num_instances", len(ds.train))  # one bank row per image
+            model = method_lib.make(method, net, **method_kwargs).to(dev)
             model.gather_distributed = world > 1  # negatives and batch statistics are global
             if world > 1 and dev.type == "cuda":
                 model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -236,7 +257,7 @@ def pretrain(
                 if world > 1:  # the mean over ranks of every step
                     torch.distributed.all_reduce(step_losses)
                     step_losses /= world
-                _check_finite(step_losses, model, optimizer, ckpt_path, epoch, epochs, lr)
+                check_finite(step_losses, model, optimizer, ckpt_path, epoch, epochs, lr)
                 seconds = round(time.time() - t0, 2)
                 row = {"epoch": epoch + 1, "loss": step_losses.mean().item(), "seconds": seconds}
                 row["images_per_s"] = round(steps * batch_size / seconds, 1)
@@ -282,16 +303,32 @@ def _train_epoch(
     losses = []
     for i in steps:
         start = i * batch_size + rank * local
-        batch = images[order[start : start + local]].to(dev, non_blocking=True)
-        view_a, view_b = objective.views(batch, aug_gen)
+        index = order[start : start + local]
+        batch = images[index].to(dev, non_blocking=True)
+        views = objective.views(batch, aug_gen)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-            result = trained(view_a=view_a, view_b=view_b)
+            result = trained(views=views, index=index.to(dev))  # index: a memory bank's rows
         optimizer.zero_grad(set_to_none=True)
         result.loss.float().backward()
         optimizer.step()
         objective.update_targets(objective.method.momentum_at(schedule[0] + i, schedule[1]))
         losses.append(result.loss.detach())
     return torch.stack(losses)
+
+
+def check_takes_local_views(
+    encoder: torch.nn.Module, augment: augment_lib.MultiCrop, images: torch.Tensor, name: str
+) -> None:
+    """``ValueError`` naming the fix if ``encoder`` (``fixed_size``: a linear layer on flattened
+    conv maps) cannot encode the multi-crop's local views, which have another size."""
+    local = augment.local_augment.deterministic(images).shape[1:]
+    size = augment.deterministic(images).shape[1:]
+    if augment.num_local and local != size and getattr(encoder, "fixed_size", False):
+        raise ValueError(
+            f"encoder {name!r} takes {tuple(size)} views only, but the multi-crop's local views "
+            f"are {tuple(local)}; use --encoder resnet18 (global pooling takes any size) or "
+            f"local crops of the global side, e.g. '2x{size[-1]},4x{size[-1]}'"
+        )
 
 
 def _check_arguments(epochs: int, batch_size: int, lr: float) -> None:
@@ -350,50 +387,6 @@ def _steps(n: int, batch_size: int, world: int, rank: int) -> tuple[int, int]:
     if clamped < batch_size and rank == 0:
         print(f"batch_size {batch_size} > {n} training images: using {clamped}", flush=True)
     return n // clamped, clamped
-
-
-def _last_good(ckpt_path: Path, epoch: int) -> str:
-    """What the message of a divergence in 0-based ``epoch`` says about the checkpoint."""
-    if epoch == 0:
-        return f"no checkpoint had been written yet (nothing at {ckpt_path})"
-    return f"the last good checkpoint, {ckpt_path} (epoch {epoch}), was not overwritten"
-
-
-def _check_finite(
-    losses: torch.Tensor,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    ckpt_path: Path,
-    epoch: int,
-    epochs: int,
-    lr: float,
-) -> None:
-    """:class:`NonFiniteLossError` naming the first non-finite step of ``losses`` (one epoch's,
-    one per step), its value, the epoch and the last good checkpoint; or, every loss being
-    finite, naming a weight, buffer or optimizer state that overflowed (the last update of the
-    epoch), so none is ever checkpointed. One device sync for each check."""
-    bad_steps = (~torch.isfinite(losses)).nonzero()
-    if len(bad_steps):
-        step = int(bad_steps[0])
-        raise NonFiniteLossError(
-            f"pretraining diverged: loss {losses[step].item()} at epoch {epoch + 1}/{epochs}, step "
-            f"{step + 1}/{len(losses)} (the first non-finite step); training stopped and "
-            f"{_last_good(ckpt_path, epoch)}. Lower --lr (now {lr}) or check the data"
-        )
-    tensors = {f"model {k}": t for k, t in model.state_dict().items()}
-    for i, state in enumerate(optimizer.state.values()):
-        tensors.update({f"optimizer state {i}.{k}": t for k, t in state.items()})
-    tensors = {k: t for k, t in tensors.items() if torch.is_tensor(t) and t.is_floating_point()}
-    device = next(model.parameters()).device
-    finite = torch.stack([torch.isfinite(t).all().to(device) for t in tensors.values()])
-    if bool(finite.all()):
-        return
-    bad = [name for name, ok in zip(tensors, finite.tolist(), strict=True) if not ok]
-    raise NonFiniteLossError(
-        f"pretraining diverged: {', '.join(bad[:3])}{' …' if len(bad) > 3 else ''} became "
-        f"non-finite in epoch {epoch + 1}/{epochs} although its losses were finite; training "
-        f"stopped and {_last_good(ckpt_path, epoch)}. Lower --lr (now {lr})"
-    )
 
 
 def _init_distributed(device: torch.device) -> bool:

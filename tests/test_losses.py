@@ -144,3 +144,42 @@ def test_gradients_flow_to_both_inputs():
 def test_bad_shapes_raise_value_error(call):
     with pytest.raises(ValueError, match=r"\(N, D\)|\(D, D\)|\(K, D\)|at least 2"):
         call()
+
+
+def np_sup_con(z, labels, t):
+    """SupCon L_out (Khosla et al. 2020, Eq. 2) as a loop over anchors and positives."""
+    z = unit(z)
+    n, total, anchors = len(z), 0.0, 0
+    for i in range(n):
+        others = [a for a in range(n) if a != i]
+        positives = [p for p in others if labels[p] == labels[i]]
+        if not positives:
+            continue
+        log_denominator = np.log(sum(np.exp(z[i] @ z[a] / t) for a in others))
+        total += -np.mean([z[i] @ z[p] / t - log_denominator for p in positives])
+        anchors += 1
+    return total / anchors
+
+
+def test_sup_con_matches_a_loop_with_several_positives_and_lonely_anchors():
+    z = rand(7, 4, seed=3)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])  # 2 and 3 have no positive: not anchors
+    expected = np_sup_con(z.numpy(), labels.numpy(), 0.1)
+    assert L.sup_con(z, labels, 0.1).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_sup_con_with_view_labels_is_nt_xent_and_hand_worked():
+    z1, z2 = rand(5, 4, 0), rand(5, 4, 1)
+    labels = torch.arange(5).repeat(2)
+    assert L.sup_con(torch.cat([z1, z2]), labels, 0.5).item() == pytest.approx(
+        L.nt_xent(z1, z2, 0.5).item(), rel=1e-12
+    )
+    # Three unit vectors, labels (0, 0, 1), τ = 1: z0 = z1 = e1, z2 = e2. Anchor 0: positive 1
+    # (cos 1), others {1, 2} (cos 1, 0): −log(e / (e + 1)); anchor 1 the same; 2 no positive.
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    expected = -math.log(math.e / (math.e + 1))
+    assert L.sup_con(z, torch.tensor([0, 0, 1]), 1.0).item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="no anchor has a positive"):
+        L.sup_con(z, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"labels \(N,\)"):
+        L.sup_con(z, torch.tensor([0, 1]))

@@ -50,12 +50,16 @@ def test_cosine_momentum_schedule():
     assert M.cosine_momentum(100, 100, 0.996) == pytest.approx(1.0)
 
 
+#: Options that make every head learn from the first step (SwAV freezes its prototypes).
+LEARN_NOW = {"swav": {"freeze_prototypes_steps": 0}, "memory_bank": {"num_instances": 16}}
+
+
 @pytest.mark.parametrize("name", list(M.METHODS))
 def test_gradients_reach_online_side_only_and_targets_follow(name, device):
     encoder = small_encoder(device)
-    method = M.make(name, encoder).to(device)
+    method = M.make(name, encoder, **LEARN_NOW.get(name, {})).to(device)
     a, b = views(device)
-    out = method(a, b)
+    out = method(a, b, **({"index": torch.arange(8)} if method.needs_index else {}))
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
     assert "feature_std" in out.metrics and not out.metrics["feature_std"].requires_grad
     out.loss.backward()

@@ -19,7 +19,9 @@ def small_encoder():
 
 SMALL = {"hidden_dim": 16, "out_dim": 8}
 KWARGS = {"curl": {}, "moco": {**SMALL, "queue_size": 16}, "byol": SMALL, "simclr": SMALL,
-          "simsiam": SMALL, "barlow_twins": SMALL, "vicreg": SMALL}  # fmt: skip
+          "simsiam": SMALL, "barlow_twins": SMALL, "vicreg": SMALL,
+          "swav": {**SMALL, "num_prototypes": 8}, "nnclr": {**SMALL, "support_size": 16},
+          "moco_v3": SMALL, "memory_bank": {"out_dim": 8, "num_instances": 16}}  # fmt: skip
 
 
 def cosine(t, total, base, final=1.0):  # BYOL §3.2, written out independently
@@ -31,13 +33,15 @@ def test_each_method_declares_its_momentum_pairs():
         name: M.make(name, small_encoder(), **kw).momentum_pairs() for name, kw in KWARGS.items()
     }
     assert {name: len(p) for name, p in pairs.items()} == {
-        "curl": 1, "moco": 2, "byol": 2, "simclr": 0, "simsiam": 0, "barlow_twins": 0, "vicreg": 0
+        "curl": 1, "moco": 2, "byol": 2, "simclr": 0, "simsiam": 0, "barlow_twins": 0, "vicreg": 0,
+        "swav": 0, "nnclr": 0, "moco_v3": 2, "memory_bank": 0,
     }  # fmt: skip
+    assert set(KWARGS) == set(M.METHODS)
     external = M.CURL(small_encoder(), target_encoder=small_encoder())  # CURL-SAC's key encoder
     assert external.momentum_pairs() == []
 
 
-@pytest.mark.parametrize("name", ["curl", "moco", "byol"])
+@pytest.mark.parametrize("name", ["curl", "moco", "byol", "moco_v3"])
 def test_update_targets_moves_every_pair_by_the_given_momentum(name):
     method = M.make(name, small_encoder(), **KWARGS[name])
     for online, _ in method.momentum_pairs():
@@ -80,12 +84,16 @@ def test_pretraining_steps_the_targets_along_the_cosine(name, tmp_path, monkeypa
     assert seen == pytest.approx([cosine(t, steps, base) for t in range(steps)])
 
 
-@pytest.mark.parametrize("name", ["curl", "moco", "simclr", "barlow_twins", "vicreg"])
+@pytest.mark.parametrize(
+    "name", ["curl", "moco", "simclr", "barlow_twins", "vicreg", "swav", "nnclr", "moco_v3",
+             "memory_bank"]
+)  # fmt: skip
 def test_gathering_across_ranks_is_opt_in(name, monkeypatch):
     calls = []
     monkeypatch.setattr(distributed, "gather", lambda x: calls.append(tuple(x.shape)) or x)
     views = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16)
-    M.make(name, small_encoder(), **KWARGS[name])(*views)
+    index = {"index": torch.arange(4)} if name == "memory_bank" else {}
+    M.make(name, small_encoder(), **KWARGS[name])(*views, **index)
     assert calls == []  # the RL plug-in's default: a process group does not change the loss
-    M.make(name, small_encoder(), gather_distributed=True, **KWARGS[name])(*views)
+    M.make(name, small_encoder(), gather_distributed=True, **KWARGS[name])(*views, **index)
     assert calls and all(shape[0] == 4 for shape in calls)

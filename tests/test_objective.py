@@ -57,7 +57,15 @@ def test_metrics_are_means_since_the_last_pop_and_rank_every_uses_the_anchor():
         if seed % 2 == 1:  # calls 2 and 4
             ranks.append(effective_rank(features.detach()))
     metrics = obj.pop_metrics()
-    assert set(metrics) == {"loss", "accuracy", "feature_std", "effective_rank"}
+    assert set(metrics) == {
+        "loss",
+        "accuracy",
+        "feature_std",
+        "alignment",
+        "uniformity",
+        "mi_bound",
+        "effective_rank",
+    }
     assert metrics["loss"] == pytest.approx(sum(o.loss.item() for o in outs) / 4, rel=1e-6)
     assert metrics["accuracy"] == pytest.approx(
         sum(o.metrics["accuracy"].item() for o in outs) / 4, rel=1e-6

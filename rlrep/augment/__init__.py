@@ -3,7 +3,8 @@
 ``make("crop")``, ``make("crop+color_jitter", size=84)``: see :func:`make` for the names. Every
 augmentation is an ``nn.Module`` taking ``(B, C, H, W)`` uint8 or float [0, 1] batches; with
 ``C = 3·k`` stacked frames each sample's frames share their random parameters. ``.eval()`` gives
-the deterministic view (center crop; identity for the rest).
+the deterministic view (center crop; identity for the rest). :func:`multi_crop` gives SwAV's
+two global and several local views per image.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rlrep.augment.geometric import (
     crop_windows,
 )
 from rlrep.augment.kornia_adapter import KorniaAugmentation
+from rlrep.augment.multicrop import MultiCrop, multi_crop, parse_multi_crop
 from rlrep.augment.photometric import ColorJitter, GaussianBlur, RandomGrayscale, RandomSolarize
 from rlrep.augment.random_conv import RandomConv
 from rlrep.augment.simclr import RandomResizedCrop, simclr_recipe
@@ -43,6 +45,7 @@ __all__ = [
     "Cutout",
     "GaussianBlur",
     "KorniaAugmentation",
+    "MultiCrop",
     "RandomConv",
     "RandomCrop",
     "RandomFlip",
@@ -58,6 +61,8 @@ __all__ = [
     "crop_windows",
     "infer_frame_channels",
     "make",
+    "multi_crop",
+    "parse_multi_crop",
     "simclr_recipe",
 ]
 

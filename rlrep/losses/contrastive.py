@@ -1,4 +1,5 @@
-"""Contrastive losses: CURL's bilinear InfoNCE, SimCLR's NT-Xent, MoCo's queue InfoNCE.
+"""Contrastive losses: CURL's bilinear InfoNCE, SimCLR's NT-Xent, MoCo's queue InfoNCE,
+SupCon's multi-positive loss.
 
 Pure functions of embeddings; each returns a scalar. Keys/targets are *not* detached here: the
 caller decides (CURL and MoCo compute keys under ``torch.no_grad``).
@@ -6,11 +7,12 @@ caller decides (CURL and MoCo compute keys under ``torch.no_grad``).
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 import torch.nn.functional as F
+
+from rlrep.losses.checks import check_pair as _check_pair
+from rlrep.losses.checks import check_temperature as _check_temperature
+from rlrep.losses.negatives import contrastive_loss
 
 __all__ = [
     "contrastive_accuracy",
@@ -20,38 +22,8 @@ __all__ = [
     "moco_logits",
     "nt_xent",
     "nt_xent_logits",
+    "sup_con",
 ]
-
-
-def _check_pair(
-    a: torch.Tensor, b: torch.Tensor, fn: str, names: str = "query, key", min_batch: int = 1
-) -> None:
-    """Equal ``(N, D)`` shapes with ``N >= min_batch`` (2 where the batch supplies negatives)."""
-    if a.dim() != 2 or a.shape != b.shape:
-        raise ValueError(
-            f"{fn}: expected {names} of equal shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
-    if a.shape[0] < min_batch:
-        why = "the other samples of the batch are the negatives" if min_batch > 1 else "no loss"
-        raise ValueError(
-            f"{fn}: needs a batch of at least {min_batch} samples ({why}), got N={a.shape[0]}; "
-            f"use a batch size >= {min_batch}"
-        )
-
-
-def _check_temperature(temperature: float, fn: str) -> None:
-    """``ValueError`` unless ``temperature`` is a finite number > 0 (0 gives NaN logits).
-
-    A tensor (a learnable temperature) is not checked: reading it would sync with the device.
-    """
-    if isinstance(temperature, torch.Tensor):
-        return
-    ok = isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
-    if not (ok and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(
-            f"{fn}: temperature must be a finite number > 0, got {temperature!r}; "
-            "typical values are 0.1–0.5 (SimCLR 0.5, MoCo v2 0.2; 1 for CURL)"
-        )
 
 
 def info_nce_logits(
@@ -88,6 +60,8 @@ def info_nce(
     key: torch.Tensor,
     W: torch.Tensor | None = None,
     temperature: float = 1.0,
+    tau_plus: float = 0.0,
+    beta: float = 0.0,
 ) -> torch.Tensor:
     """InfoNCE (van den Oord et al. 2018) with the other keys of the batch as negatives:
 
@@ -95,10 +69,13 @@ def info_nce(
     ``W`` given: CURL's loss exactly (no temperature, ``temperature=1``).
 
     :param query: ``(N, D)``; :param key: ``(N, D)``; :param W: optional ``(D, D)``.
+    :param tau_plus: / :param beta: debiased (Chuang et al. 2020) and hard-negative (Robinson et
+        al. 2021) forms, for cosine logits (:func:`~rlrep.losses.contrastive_loss`); 0: plain.
     :return: scalar loss.
     """
     logits = info_nce_logits(query, key, W, temperature)
-    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
+    positives = torch.arange(logits.shape[0], device=logits.device)
+    return contrastive_loss(logits, positives, tau_plus, beta, temperature)
 
 
 def nt_xent_logits(
@@ -117,7 +94,13 @@ def nt_xent_logits(
     return logits, torch.cat([idx + n, idx])
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def nt_xent(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.5,
+    tau_plus: float = 0.0,
+    beta: float = 0.0,
+) -> torch.Tensor:
     """NT-Xent (Chen et al. 2020, SimCLR Eq. 1), symmetric over the two views:
 
     ``ℓ(i, j) = −log( exp(sim(z_i, z_j)/τ) / Σ_{k≠i} exp(sim(z_i, z_k)/τ) )`` over all 2N
@@ -125,10 +108,52 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
 
     :param z1: ``(N, D)`` first views; :param z2: ``(N, D)`` second views (row-aligned).
     :param temperature: τ (SimCLR: 0.5 on CIFAR, 0.1 on ImageNet).
+    :param tau_plus: / :param beta: debiased (Chuang et al. 2020, τ⁺) and hard-negative
+        (Robinson et al. 2021, β) forms over the 2N − 2 negatives
+        (:func:`~rlrep.losses.contrastive_loss`); 0: plain NT-Xent.
     :return: scalar loss.
     """
     logits, positives = nt_xent_logits(z1, z2, temperature)
-    return F.cross_entropy(logits, positives)
+    return contrastive_loss(logits, positives, tau_plus, beta, temperature)
+
+
+def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Multi-positive contrastive loss, SupCon's ``L_out`` (Khosla et al. 2020, Eq. 2):
+
+    ``L = mean over anchors i with |P(i)| > 0 of
+    −(1/|P(i)|) Σ_{p∈P(i)} log( exp(z_i·z_p/τ) / Σ_{a∈A(i)} exp(z_i·z_a/τ) )``,
+
+    with ``A(i)`` every sample but ``i`` and ``P(i)`` those of ``A(i)`` with ``i``'s label;
+    ``z`` is L2-normalised here. With V views of each of B images labelled by image index it
+    is multi-view NT-Xent (V = 2: exactly :func:`nt_xent`); with episode or time labels, the
+    positives of RL frames.
+
+    :param z: ``(N, D)`` embeddings. :param labels: ``(N,)`` integer labels.
+    :param temperature: τ (0.1 in the paper).
+    :return: scalar loss.
+    """
+    _check_temperature(temperature, "sup_con")
+    if z.dim() != 2 or labels.shape != (z.shape[0],):
+        raise ValueError(
+            f"sup_con: expected z (N, D) and labels (N,), got {tuple(z.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    n = z.shape[0]
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    positives = (labels[:, None] == labels[None, :]) & ~self_mask
+    counts = positives.sum(dim=1)
+    anchors = counts > 0
+    if not bool(anchors.any()):
+        raise ValueError(
+            "sup_con: no sample shares its label with another, so no anchor has a positive; "
+            "the batch needs at least two samples of some label (e.g. two views of an image)"
+        )
+    zn = F.normalize(z, dim=1)
+    logits = ((zn @ zn.T) / temperature).masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    # Mean log-probability of the positives per anchor (−inf on the diagonal never selected).
+    positive_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
+    return -(positive_log_prob[anchors] / counts[anchors]).mean()
 
 
 def moco_logits(
@@ -150,7 +175,12 @@ def moco_logits(
 
 
 def moco(
-    query: torch.Tensor, key: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2
+    query: torch.Tensor,
+    key: torch.Tensor,
+    queue: torch.Tensor,
+    temperature: float = 0.2,
+    tau_plus: float = 0.0,
+    beta: float = 0.0,
 ) -> torch.Tensor:
     """MoCo's InfoNCE (He et al. 2020; v2: Chen et al. 2020): each query's positive is its key,
     its negatives the ``K`` keys of earlier batches kept in ``queue``.
@@ -159,12 +189,13 @@ def moco(
     L2-normalised vectors (normalised here). MoCo v2: τ = 0.2, K = 65,536.
 
     :param query: ``(N, D)``; :param key: ``(N, D)``; :param queue: ``(K, D)``.
+    :param tau_plus: / :param beta: debiased and hard-negative forms over the queue
+        (:func:`~rlrep.losses.contrastive_loss`); 0: plain.
     :return: scalar loss.
     """
     logits = moco_logits(query, key, queue, temperature)
-    return F.cross_entropy(
-        logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    )
+    positives = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return contrastive_loss(logits, positives, tau_plus, beta, temperature)
 
 
 def contrastive_accuracy(

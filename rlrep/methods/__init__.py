@@ -1,4 +1,5 @@
-"""Representation methods: heads, momentum targets and the loss from two views of a batch.
+"""Representation methods: heads, momentum targets and the loss from two views of a batch
+(or more: multi-crop's local views, for the methods in :data:`MULTI_VIEW`).
 
 ``method = make("curl", encoder)``; ``out = method(view_a, view_b)``; ``out.loss.backward()``;
 optimiser step; ``method.update_targets()``. Names in :data:`METHODS`.
@@ -10,31 +11,42 @@ from typing import Any
 
 from torch import nn
 
-from rlrep.methods.base import AuxOutput, Method, features_dim_of
+from rlrep.methods.base import AuxOutput, Method, features_dim_of, target_pairs, view_metrics
 from rlrep.methods.byol import BYOL, SimSiam
 from rlrep.methods.curl import CURL
 from rlrep.methods.ema import cosine_momentum, make_target, update_momentum
 from rlrep.methods.heads import mlp
+from rlrep.methods.memory_bank import MemoryBank
 from rlrep.methods.moco import MoCo
+from rlrep.methods.mocov3 import MoCoV3
+from rlrep.methods.nnclr import NNCLR
+from rlrep.methods.swav import SwAV
 from rlrep.methods.symmetric import BarlowTwins, SimCLR, VICReg
 
 __all__ = [
     "BYOL",
     "CURL",
     "METHODS",
+    "MULTI_VIEW",
+    "NNCLR",
     "AuxOutput",
     "BarlowTwins",
+    "MemoryBank",
     "Method",
     "MoCo",
+    "MoCoV3",
     "SimCLR",
     "SimSiam",
+    "SwAV",
     "VICReg",
     "cosine_momentum",
     "features_dim_of",
     "make",
     "make_target",
     "mlp",
+    "target_pairs",
     "update_momentum",
+    "view_metrics",
 ]
 
 METHODS: dict[str, type[Method]] = {
@@ -45,7 +57,14 @@ METHODS: dict[str, type[Method]] = {
     "simsiam": SimSiam,
     "barlow_twins": BarlowTwins,
     "vicreg": VICReg,
+    "swav": SwAV,
+    "nnclr": NNCLR,
+    "moco_v3": MoCoV3,
+    "memory_bank": MemoryBank,
 }
+
+#: Names of the methods that take more than two views (multi-crop).
+MULTI_VIEW: tuple[str, ...] = tuple(name for name, cls in METHODS.items() if cls.multi_view)
 
 
 def make(name: str, encoder: nn.Module, **kwargs: Any) -> Method:

@@ -1,4 +1,5 @@
-"""The contract of a representation method: two views in, an auxiliary loss and metrics out."""
+"""The contract of a representation method: two (or more) views in, an auxiliary loss and
+metrics out."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from torch import nn
 
 from rlrep import distributed
 from rlrep.methods.ema import cosine_momentum, update_momentum
+from rlrep.metrics import alignment, feature_std, uniformity
 
-__all__ = ["AuxOutput", "Method", "features_dim_of"]
+__all__ = ["AuxOutput", "Method", "features_dim_of", "target_pairs", "view_metrics"]
 
 
 class AuxOutput(NamedTuple):
@@ -38,13 +40,34 @@ def features_dim_of(encoder: nn.Module) -> int:
     return dim
 
 
+def view_metrics(features_a: torch.Tensor, features_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The health metrics every method logs, from the features of two views ``(B, D)`` each:
+    ``feature_std`` of the first, ``alignment`` of the pair and ``uniformity`` of the first
+    (:mod:`rlrep.metrics`), detached, without a host sync."""
+    a, b = features_a.detach(), features_b.detach()
+    return {
+        "feature_std": feature_std(a),
+        "alignment": alignment(a, b),
+        "uniformity": uniformity(a),
+    }
+
+
+def target_pairs(num_views: int, num_targets: int = 2) -> list[tuple[int, int]]:
+    """The ``(target, predictor)`` view pairs of multi-crop training (Caron et al. 2020): each
+    of the first ``num_targets`` (global) views is predicted from every other view. Two views
+    give ``[(0, 1), (1, 0)]``, the symmetric loss of BYOL, SimSiam and SwAV."""
+    return [(g, v) for g in range(min(num_targets, num_views)) for v in range(num_views) if v != g]
+
+
 class Method(nn.Module, abc.ABC):
     """A self-supervised objective over an online ``encoder``; owns its heads and targets.
 
-    ``forward(view_a, view_b)`` takes two augmentations of the same batch ``(B, C, H, W)`` and
-    returns :class:`AuxOutput`; ``features_a = encoder(view_a)``, when the caller has it already
-    (e.g. from the RL loss's forward), is reused instead of encoding ``view_a`` again. Call
-    :meth:`update_targets` after each optimiser step.
+    ``forward(view_a, view_b, *local_views)`` takes two augmentations of the same batch
+    ``(B, C, H, W)`` (the *global* views) and, for methods with :attr:`multi_view`, any number of
+    further views (multi-crop's smaller *local* crops, Caron et al. 2020; they may have another
+    size); it returns :class:`AuxOutput`. ``features_a = encoder(view_a)``, when the caller has
+    it already (e.g. from the RL loss's forward), is reused instead of encoding ``view_a`` again.
+    Call :meth:`update_targets` after each optimiser step.
 
     Momentum targets (solo-learn's pattern): a method declares its ``(online, target)`` pairs in
     :meth:`momentum_pairs` and its base ``momentum`` (and ``final_momentum``, for BYOL's cosine
@@ -60,6 +83,12 @@ class Method(nn.Module, abc.ABC):
     #: The SB3 plug-in's ``aux_weight`` when none is given: 1, except for losses whose scale
     #: dwarfs an RL loss at the start of training (``experiments/aux_scales.py``; README).
     default_aux_weight: float = 1.0
+
+    #: Whether ``forward`` takes views beyond the two global ones (multi-crop).
+    multi_view: bool = False
+
+    #: Whether ``forward`` needs ``index=``, each sample's instance (a memory bank's row).
+    needs_index: bool = False
 
     def __init__(self, encoder: nn.Module, gather_distributed: bool = False) -> None:
         super().__init__()
@@ -88,9 +117,43 @@ class Method(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def forward(
-        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+        self,
+        view_a: torch.Tensor,
+        view_b: torch.Tensor,
+        *local_views: torch.Tensor,
+        features_a: torch.Tensor | None = None,
     ) -> AuxOutput:
-        """Auxiliary loss and metrics for two views of one batch."""
+        """Auxiliary loss and metrics for two (global) views of one batch, and the local views
+        of a multi-crop where the method takes them (:attr:`multi_view`)."""
+
+    def check_views(self, local_views: tuple[torch.Tensor, ...]) -> None:
+        """``ValueError`` if local views are given to a method that compares exactly two."""
+        if local_views and not self.multi_view:
+            raise ValueError(
+                f"{type(self).__name__} compares exactly two views, got {2 + len(local_views)}; "
+                "drop the multi-crop (local views) or use a method that takes them "
+                "(rlrep.methods.MULTI_VIEW lists them)"
+            )
+
+    def encode_views(
+        self, views: tuple[torch.Tensor, ...], features_a: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Online features ``(B, D)`` of each view, one encoder pass per run of consecutive
+        views of equal shape (so the two global views share a pass and BatchNorm sees both);
+        ``features_a``, when given, stands for the first view's."""
+        out: list[torch.Tensor] = []
+        start = 0
+        if features_a is not None:
+            out.append(features_a)
+            start = 1
+        while start < len(views):
+            end = start + 1
+            while end < len(views) and views[end].shape == views[start].shape:
+                end += 1
+            batch = views[start].shape[0]
+            out.extend(self.encoder(torch.cat(views[start:end])).split(batch))
+            start = end
+        return out
 
     def encode_pair(
         self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None

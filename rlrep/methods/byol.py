@@ -1,5 +1,8 @@
 """BYOL (Grill et al. 2020) and SimSiam (Chen & He 2021): predict one view's projection from
 the other's; BYOL's target is a momentum copy, SimSiam's the same network under stop-gradient.
+
+Both take multi-crop views: every view predicts the target of each global view but its own
+(:func:`~rlrep.methods.base.target_pairs`); with two views this is the papers' symmetric loss.
 """
 
 from __future__ import annotations
@@ -8,10 +11,9 @@ import torch
 from torch import nn
 
 from rlrep.losses import byol, negative_cosine
-from rlrep.methods.base import AuxOutput, Method
+from rlrep.methods.base import AuxOutput, Method, target_pairs, view_metrics
 from rlrep.methods.ema import check_momentum, make_target
 from rlrep.methods.heads import mlp
-from rlrep.metrics import feature_std
 
 __all__ = ["BYOL", "SimSiam"]
 
@@ -26,6 +28,8 @@ class BYOL(Method):
 
     :param hidden_dim: projector / predictor width (paper: 4096); :param out_dim: 256.
     """
+
+    multi_view = True
 
     def __init__(
         self,
@@ -46,16 +50,22 @@ class BYOL(Method):
         self.final_momentum = final_momentum
 
     def forward(
-        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+        self,
+        view_a: torch.Tensor,
+        view_b: torch.Tensor,
+        *local_views: torch.Tensor,
+        features_a: torch.Tensor | None = None,
     ) -> AuxOutput:
-        features = self.encode_pair(view_a, view_b, features_a)
-        p_a, p_b = self.predictor(self.projector(features)).chunk(2)
+        views = (view_a, view_b, *local_views)
+        features = self.encode_views(views, features_a)
+        # One head pass over every view's features (BatchNorm sees them all, as in the papers).
+        predictions = self.predictor(self.projector(torch.cat(features))).chunk(len(views))
         with torch.no_grad():
-            z_a, z_b = self.target_projector(
-                self.target_encoder(torch.cat([view_a, view_b]))
-            ).chunk(2)
-        loss = (byol(p_a, z_b) + byol(p_b, z_a)) / 2
-        return AuxOutput(loss, {"feature_std": feature_std(features.detach())})
+            targets = self.target_projector(self.target_encoder(torch.cat([view_a, view_b]))).chunk(
+                2
+            )
+        loss = torch.stack([byol(predictions[v], targets[g]) for g, v in target_pairs(len(views))])
+        return AuxOutput(loss.mean(), view_metrics(features[0], features[1]))
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]
@@ -68,6 +78,8 @@ class SimSiam(Method):
     :param hidden_dim: projector width (paper: 2048); :param out_dim: embedding size (2048).
     """
 
+    multi_view = True
+
     def __init__(self, encoder: nn.Module, hidden_dim: int = 512, out_dim: int = 512) -> None:
         super().__init__(encoder)
         self.projector = mlp(
@@ -76,11 +88,18 @@ class SimSiam(Method):
         self.predictor = mlp(out_dim, max(out_dim // 4, 1), out_dim)
 
     def forward(
-        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+        self,
+        view_a: torch.Tensor,
+        view_b: torch.Tensor,
+        *local_views: torch.Tensor,
+        features_a: torch.Tensor | None = None,
     ) -> AuxOutput:
-        features = self.encode_pair(view_a, view_b, features_a)
-        z = self.projector(features)
-        p_a, p_b = self.predictor(z).chunk(2)
-        z_a, z_b = z.detach().chunk(2)
-        loss = (negative_cosine(p_a, z_b) + negative_cosine(p_b, z_a)) / 2
-        return AuxOutput(loss, {"feature_std": feature_std(features.detach())})
+        views = (view_a, view_b, *local_views)
+        features = self.encode_views(views, features_a)
+        z = self.projector(torch.cat(features))
+        predictions = self.predictor(z).chunk(len(views))
+        targets = z.detach().chunk(len(views))  # the stop-gradient
+        loss = torch.stack(
+            [negative_cosine(predictions[v], targets[g]) for g, v in target_pairs(len(views))]
+        )
+        return AuxOutput(loss.mean(), view_metrics(features[0], features[1]))

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from rlrep.losses import contrastive_accuracy, info_nce_logits
-from rlrep.methods.base import AuxOutput, Method
+from rlrep.methods.base import AuxOutput, Method, view_metrics
 from rlrep.methods.ema import check_momentum, make_target
-from rlrep.metrics import feature_std
+from rlrep.metrics import info_nce_bound
 
 __all__ = ["CURL"]
 
@@ -49,8 +49,13 @@ class CURL(Method):
         return self.target_encoder if self.owns_target else self._external_target[0]
 
     def forward(
-        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
+        self,
+        view_a: torch.Tensor,
+        view_b: torch.Tensor,
+        *local_views: torch.Tensor,
+        features_a: torch.Tensor | None = None,
     ) -> AuxOutput:
+        self.check_views(local_views)
         query = self.encoder(view_a) if features_a is None else features_a
         with torch.no_grad():
             key = self.key_encoder(view_b)
@@ -59,7 +64,8 @@ class CURL(Method):
         loss = nn.functional.cross_entropy(logits, labels)
         metrics = {
             "accuracy": contrastive_accuracy(logits.detach(), labels),
-            "feature_std": feature_std(query.detach()),
+            "mi_bound": info_nce_bound(loss.detach(), logits.shape[1]),
+            **view_metrics(query, key),
         }
         return AuxOutput(loss, metrics)
 

@@ -165,7 +165,9 @@ class AuxBinding:
             # The anchor is the RL view's features, cut from their graph: the aux loss's gradient
             # at them joins the RL loss's in the one backward through the encoder (hook below).
             anchor = features.detach().requires_grad_()
-            (weight * objective.loss(obs, view_a=view, features_a=anchor).loss).backward()
+            index = self._replay_slots(obs) if objective.method.needs_index else None
+            aux = objective.loss(obs, view_a=view, features_a=anchor, index=index)
+            (weight * aux.loss).backward()
         fired = self._hook_fired = [anchor.grad is None]
         if anchor.grad is not None:
             extra = anchor.grad
@@ -175,6 +177,27 @@ class AuxBinding:
                 return grad + extra
 
             features.register_hook(add_aux_gradient)
+
+    def _replay_slots(self, obs: torch.Tensor) -> torch.Tensor:
+        """The replay slots of the batch ``obs`` came from (``FrameStackReplayBuffer`` records
+        them at each sample), checked against the method's bank size."""
+        algorithm = self._algorithm()
+        buffer = getattr(algorithm, "replay_buffer", None)
+        slots = getattr(buffer, "last_sample_slots", None)
+        method = self.extractor.objective.method
+        if slots is None or slots.shape[0] != obs.shape[0]:
+            raise ValueError(
+                f"{type(method).__name__} tells transitions apart by their replay slot: train an "
+                "off-policy algorithm (SAC, TD3, DQN) with "
+                "replay_buffer_class=rlrep.sb3.FrameStackReplayBuffer"
+            )
+        rows = buffer.buffer_size * buffer.n_envs
+        if getattr(method, "bank", None) is not None and method.bank.shape[0] != rows:
+            raise ValueError(
+                f"{type(method).__name__} has {method.bank.shape[0]} bank rows but the replay "
+                f"buffer {rows} slots; pass method_kwargs={{'num_instances': {rows}}}"
+            )
+        return slots
 
     def after_step(self) -> None:
         """EMA step of the method's targets and metrics to the logger, after ``step()``."""

@@ -265,6 +265,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
             obs = torch.as_tensor(self._normalize_obs(obs.cpu().numpy(), env))
             next_obs = torch.as_tensor(self._normalize_obs(next_obs.cpu().numpy(), env))
         dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
+        # Each sample's slot, for objectives that tell transitions apart (a memory bank's rows).
+        self.last_sample_slots = torch.as_tensor(batch_inds * self.n_envs + env_indices)
         return ReplayBufferSamples(
             observations=obs.to(self.device, non_blocking=True),
             actions=self.to_torch(self.actions[batch_inds, env_indices]),
