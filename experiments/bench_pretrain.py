@@ -24,28 +24,8 @@ import torch
 import rlrep.augment as A
 import rlrep.encoders as E
 import rlrep.methods as M
-from rlrep.checkpoint import build_encoder, load_checkpoint
-from rlrep.datasets import load_dataset
 from rlrep.pretrain import pretrain
-from rlrep.probes import encode, knn_accuracy, linear_accuracy, state_r2
-
-
-def probes(checkpoint: Path, data_dir: Path, random_init: bool) -> dict[str, float]:
-    ckpt = load_checkpoint(checkpoint)
-    cfg = ckpt["config"]
-    torch.manual_seed(cfg["seed"])  # the pretraining run's initial weights
-    augment, encoder = build_encoder(cfg)
-    if not random_init:
-        encoder.load_state_dict(ckpt["encoder"])
-    ds = load_dataset(cfg["dataset"], data_dir, image_size=cfg["image_shape"][1], seed=cfg["seed"])
-    f_train = encode(encoder, augment.deterministic(ds.train))
-    f_test = encode(encoder, augment.deterministic(ds.test))
-    if ds.train_labels is not None:
-        return {
-            "kNN top-1": knn_accuracy(f_train, ds.train_labels, f_test, ds.test_labels),
-            "linear top-1": linear_accuracy(f_train, ds.train_labels, f_test, ds.test_labels),
-        }
-    return {"state R²": state_r2(f_train, ds.train_states, f_test, ds.test_states)}
+from rlrep.probes import probe
 
 
 def throughput(device: torch.device, batch_size: int = 256, rounds: int = 5) -> tuple[float, float]:
@@ -109,8 +89,9 @@ def main() -> None:
                 device=str(device),
                 **kwargs,
             )
-            before = probes(out / "checkpoint.pt", data_dir, random_init=True)
-            after = probes(out / "checkpoint.pt", data_dir, random_init=False)
+            ckpt = out / "checkpoint.pt"
+            before = probe(ckpt, data_dir=data_dir, device=str(device), random_init=True)
+            after = probe(ckpt, data_dir=data_dir, device=str(device))
             for metric in after:
                 print(
                     f"{label:32s} {metric:12s} random init {before[metric]:.3f}  →  pretrained {after[metric]:.3f}"

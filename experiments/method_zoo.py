@@ -28,36 +28,14 @@ from pathlib import Path
 import torch
 
 import rlrep.methods as M
-from rlrep.checkpoint import build_encoder, load_checkpoint
-from rlrep.datasets import load_dataset
 from rlrep.pretrain import pretrain
-from rlrep.probes import encode, knn_accuracy, linear_accuracy, state_r2
+from rlrep.probes import probe
 
 DATASETS = {
     "digits": {"dataset": "digits", "steps_per_epoch": 5},  # 1,437 train images / 256
     "dmc": {"dataset": "dmc:cartpole-swingup", "image_size": 64, "steps_per_epoch": 15},
 }
 COLUMNS = ["method", "digits_knn_top1", "digits_linear_top1", "dmc_state_r2", "seconds"]
-
-
-def probes(checkpoint: Path, data_dir: Path, random_init: bool) -> dict[str, float]:
-    """kNN / linear top-1 (labelled data) or linear state R² (DMC) of the checkpoint's encoder,
-    or of the same architecture with the run's random initial weights."""
-    ckpt = load_checkpoint(checkpoint)
-    cfg = ckpt["config"]
-    torch.manual_seed(cfg["seed"])  # the pretraining run's initial weights
-    augment, encoder = build_encoder(cfg)
-    if not random_init:
-        encoder.load_state_dict(ckpt["encoder"])
-    ds = load_dataset(cfg["dataset"], data_dir, image_size=cfg["image_shape"][1], seed=cfg["seed"])
-    f_train = encode(encoder, augment.deterministic(ds.train))
-    f_test = encode(encoder, augment.deterministic(ds.test))
-    if ds.train_labels is not None:
-        return {
-            "knn_top1": knn_accuracy(f_train, ds.train_labels, f_test, ds.test_labels),
-            "linear_top1": linear_accuracy(f_train, ds.train_labels, f_test, ds.test_labels),
-        }
-    return {"state_r2": state_r2(f_train, ds.train_states, f_test, ds.test_states)}
 
 
 def run_method(method: str, epochs: dict[str, int], data_dir: Path, tmp: Path) -> dict:
@@ -75,7 +53,7 @@ def run_method(method: str, epochs: dict[str, int], data_dir: Path, tmp: Path) -
         pretrain(method=method, epochs=epochs[key], out=out, data_dir=data_dir, progress=False,
                  method_kwargs=method_kwargs, device="cpu", **kwargs)  # fmt: skip
         seconds += time.perf_counter() - start
-        figures = probes(out / "checkpoint.pt", data_dir, random_init=False)
+        figures = probe(out / "checkpoint.pt", data_dir=data_dir, device="cpu")
         row.update({f"{key}_{k}": v for k, v in figures.items()})
     row["seconds"] = round(seconds, 1)
     return row
@@ -86,7 +64,8 @@ def random_init(method: str, data_dir: Path, tmp: Path) -> dict:
     encoder is built first after seeding), read from ``method``'s checkpoints."""
     row: dict = {"method": "random init", "seconds": 0.0}
     for key in DATASETS:
-        figures = probes(tmp / f"{method}-{key}" / "checkpoint.pt", data_dir, random_init=True)
+        checkpoint = tmp / f"{method}-{key}" / "checkpoint.pt"
+        figures = probe(checkpoint, data_dir=data_dir, device="cpu", random_init=True)
         row.update({f"{key}_{k}": v for k, v in figures.items()})
     return row
 

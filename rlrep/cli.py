@@ -85,6 +85,7 @@ def _probe(args: argparse.Namespace) -> int:
                 args.data_dir,
                 linear=not args.no_linear,
                 device=args.device,
+                random_init=args.random_init,
             ),
             indent=1,
         )
@@ -214,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--dataset", default=None, help="default: the checkpoint's")
     q.add_argument("--data-dir", default="data")
     q.add_argument("--no-linear", action="store_true", help="skip the linear probe")
+    q.add_argument(
+        "--random-init",
+        action="store_true",
+        help="probe the run's initial (untrained) weights: the baseline pretraining is judged by",
+    )
     q.add_argument("--device", default="auto")
     q.set_defaults(func=_probe)
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlrep.checkpoint import load_checkpoint, load_encoder
+from rlrep.checkpoint import build_encoder, load_checkpoint, load_encoder
 from rlrep.datasets import Dataset, load_dataset
 
 __all__ = [
@@ -157,9 +157,14 @@ def probe(
     data_dir: str | Path = "data",
     linear: bool = True,
     device: str = "auto",
+    random_init: bool = False,
 ) -> dict[str, float]:
     """Probe a checkpoint's encoder on ``dataset`` (default: the one it was trained on): kNN and
     linear top-1 for labelled sets, linear state R² for ``dmc:`` frames.
+
+    :param random_init: probe the run's initial weights instead of its trained ones (the same
+        architecture built after seeding with the run's seed, as ``rlrep pretrain`` builds it
+        first): the baseline that says what pretraining bought.
 
     :raises ValueError: an unreadable checkpoint, weights that do not fit the encoder its config
         describes, or a dataset whose image shape differs from the one it was trained on.
@@ -167,7 +172,11 @@ def probe(
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint)
     config = ckpt["config"]
-    augment, encoder = load_encoder(ckpt, checkpoint)
+    if random_init:
+        torch.manual_seed(config["seed"])
+        augment, encoder = build_encoder(config)
+    else:
+        augment, encoder = load_encoder(ckpt, checkpoint)
     encoder.to(dev)
     name = dataset or config["dataset"]
     ds = load_dataset(name, data_dir, image_size=config["image_shape"][1], seed=config["seed"])

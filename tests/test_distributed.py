@@ -11,7 +11,8 @@ from torch.nn.parallel import DistributedDataParallel
 import rlrep.encoders as E
 import rlrep.methods as M
 
-METHODS = ["simclr", "curl", "moco"]  # heads without BatchNorm (SyncBatchNorm needs CUDA)
+METHODS = ["simclr", "curl", "moco", "memory_bank"]  # heads without BatchNorm (SyncBatchNorm
+# needs CUDA; swav, nnclr, moco_v3 and the rest have BatchNorm in their heads)
 
 
 def build(method):
@@ -20,6 +21,8 @@ def build(method):
     kwargs = {"queue_size": 32, "hidden_dim": 16, "out_dim": 8} if method == "moco" else {}
     if method == "simclr":
         kwargs = {"hidden_dim": 16, "out_dim": 8}
+    if method == "memory_bank":
+        kwargs = {"num_instances": 8, "out_dim": 8, "num_negatives": 5}
     # What rlrep pretrain asks for under torchrun (single-process runs are unaffected by it).
     return M.make(method, encoder, gather_distributed=True, **kwargs)
 
@@ -40,7 +43,9 @@ def worker(rank, world, method, path):
         model = DistributedDataParallel(build(method))
         a, b = global_views()
         n = len(a) // world
-        out = model(a[rank * n : (rank + 1) * n], b[rank * n : (rank + 1) * n])
+        part = slice(rank * n, (rank + 1) * n)
+        index = {"index": torch.arange(len(a))[part]} if method == "memory_bank" else {}
+        out = model(a[part], b[part], **index)
         out.loss.backward()
         torch.save(
             {
@@ -48,7 +53,7 @@ def worker(rank, world, method, path):
                 "grads": {
                     k: p.grad for k, p in model.module.named_parameters() if p.grad is not None
                 },
-                "queue": getattr(model.module, "queue", None),
+                "queue": getattr(model.module, "queue", getattr(model.module, "bank", None)),
             },
             os.path.join(path, f"rank{rank}.pt"),
         )
@@ -71,7 +76,7 @@ def test_two_ranks_match_one_process_on_the_global_batch(method, tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     single = build(method)
     a, b = global_views()
-    out = single(a, b)
+    out = single(a, b, **({"index": torch.arange(len(a))} if method == "memory_bank" else {}))
     out.loss.backward()
     losses = torch.stack([r["loss"] for r in ranks])
     if method == "moco":  # each rank averages its own queries; DDP averages the ranks
@@ -80,6 +85,9 @@ def test_two_ranks_match_one_process_on_the_global_batch(method, tmp_path):
         torch.testing.assert_close(ranks[1]["queue"], single.queue)
     else:  # every rank computes the global loss
         torch.testing.assert_close(losses, out.loss.detach().expand(2))
+    if method == "memory_bank":  # every rank's bank moved by all ranks' samples
+        for r in ranks:
+            torch.testing.assert_close(r["queue"], single.bank)
     grads = {k: p.grad for k, p in single.named_parameters() if p.grad is not None}
     for r in ranks:
         assert r["grads"].keys() == grads.keys()

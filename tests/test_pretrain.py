@@ -273,3 +273,21 @@ def test_the_old_imports_still_work():
     assert load_checkpoint is rlrep.checkpoint.load_checkpoint
     assert probe is rlrep.probes.probe
     assert callable(pretrain)
+
+
+def test_probe_of_the_random_init_is_the_runs_untrained_encoder(tmp_path):
+    import rlrep.augment as augment_lib
+    import rlrep.encoders as encoder_lib
+    from rlrep.datasets import load_dataset
+    from rlrep.probes import evaluate, probe
+
+    pretrain(epochs=1, out=tmp_path / "r", **TINY)
+    path = tmp_path / "r" / "checkpoint.pt"
+    cfg = load_checkpoint(path)["config"]
+    torch.manual_seed(cfg["seed"])  # as pretrain builds it: the encoder first after seeding
+    encoder = encoder_lib.make(cfg["encoder"], tuple(cfg["view_shape"]), **cfg["encoder_kwargs"])
+    augment = augment_lib.make(cfg["augmentation"], **cfg["augmentation_kwargs"]).eval()
+    ds = load_dataset(cfg["dataset"], "data", image_size=cfg["image_shape"][1], seed=cfg["seed"])
+    untrained = probe(path, linear=False, random_init=True)
+    assert untrained == evaluate(encoder, augment, ds, "cpu")
+    assert untrained != probe(path, linear=False)
