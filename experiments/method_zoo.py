@@ -10,7 +10,7 @@ Each method runs ``rlrep pretrain`` with its defaults (CURL's encoder, Adam 1e-3
 seed 0), except SwAV's prototypes, frozen for one epoch as in the paper (its default counts
 steps for RL). Writes ``zoo.csv`` and ``zoo.png`` to ``--out`` and prints the Markdown table.
 
-Usage: ``python experiments/method_zoo.py [--digits-epochs 20] [--dmc-epochs 6]
+Usage: ``python experiments/method_zoo.py [--digits-epochs 20] [--dmc-epochs 5]
 [--out experiments/results/method_zoo]`` (the DMC frames are rendered on first use and cached
 in ``--data-dir``).
 """
@@ -93,7 +93,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits-epochs", type=int, default=20)
-    parser.add_argument("--dmc-epochs", type=int, default=6)
+    parser.add_argument("--dmc-epochs", type=int, default=5)
     parser.add_argument("--methods", nargs="+", default=list(M.METHODS))
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--out", type=Path, default=Path("experiments/results/method_zoo"))

@@ -28,7 +28,7 @@ class MemoryBank(Method):
     """Each of ``num_instances`` samples (a dataset image, a replay slot) is its own class. The
     bank holds one L2-normalised embedding ``v_i`` per instance; the query
     ``f = normalise(Linear(encoder(x)))`` of sample i is classified against ``v_i`` and
-    ``num_negatives`` bank entries drawn uniformly, at τ = 0.07:
+    ``num_negatives`` bank entries drawn uniformly (one draw per batch), at τ = 0.07:
     ``L = −log( exp(f·v_i/τ) / (exp(f·v_i/τ) + Σ_j exp(f·v_j/τ)) )``, both views as queries;
     then ``v_i ← normalise(m·v_i + (1 − m)·f_a)`` with the bank momentum m = 0.5.
 
@@ -90,14 +90,11 @@ class MemoryBank(Method):
         f_a, f_b = F.normalize(self.projector(torch.cat(features)), dim=1).chunk(2)
         f_a, f_b, index = self.gather(f_a), self.gather(f_b), self.gather(index)
         positive = self.bank[index]  # (B, D), constants
-        negatives = self.bank[
-            torch.randint(n, (index.shape[0], self.num_negatives), device=index.device)
-        ]
+        # One draw of negatives shared by the batch: a matrix product instead of a (B, m, D)
+        # gather (the paper draws per sample; both estimate the same softmax).
+        negatives = self.bank[torch.randint(n, (self.num_negatives,), device=index.device)]
         logits = [
-            torch.cat(
-                [(f * positive).sum(1, keepdim=True), torch.einsum("bd,bkd->bk", f, negatives)], 1
-            )
-            / self.temperature
+            torch.cat([(f * positive).sum(1, keepdim=True), f @ negatives.T], 1) / self.temperature
             for f in (f_a, f_b)
         ]
         labels = torch.zeros(index.shape[0], dtype=torch.long, device=index.device)
