@@ -16,7 +16,7 @@
 This is the only part of rlrep that knows SB3's internals.
 """
 
-from rlrep.sb3.buffer import FrameStackReplayBuffer
+from rlrep.sb3.buffer import FrameStackReplayBuffer, SequenceSamples
 from rlrep.sb3.extractor import RepresentationExtractor, check_image_space
 from rlrep.sb3.kwargs import policy_kwargs
 from rlrep.sb3.shared import DetachedFeatures, SharedEncoderSACPolicy, SharedEncoderTD3Policy
@@ -25,6 +25,7 @@ __all__ = [
     "DetachedFeatures",
     "FrameStackReplayBuffer",
     "RepresentationExtractor",
+    "SequenceSamples",
     "SharedEncoderSACPolicy",
     "SharedEncoderTD3Policy",
     "check_image_space",

@@ -12,7 +12,7 @@ gather, on the storage device.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -23,7 +23,31 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from rlrep.augment.base import check_frame_channels, infer_frame_channels
 
-__all__ = ["FrameStackReplayBuffer"]
+__all__ = ["FrameStackReplayBuffer", "SequenceSamples"]
+
+
+class SequenceSamples(NamedTuple):
+    """``length``-step windows of one env's consecutive transitions (ATC, CPC, SPR targets).
+
+    Windows never mix episodes: steps past the end of the first observation's episode are
+    *masked*, not resampled (resampling would under-draw the last steps of each episode); there
+    the observation repeats the episode's last one and action, reward and done are 0.
+
+    :param observations: ``(B, K + 1, C, H, W)`` uint8 stacks ``obs_t … obs_{t+K}`` (each the
+        successor of the one before: ``obs_{t+j}`` is transition ``t+j−1``'s ``next_obs``).
+    :param actions: ``(B, K, A)``; :param rewards: ``(B, K)``.
+    :param dones: ``(B, K)`` 1 where transition ``t+j`` ends its episode by termination (a time
+        limit end is 0, as in :meth:`FrameStackReplayBuffer.sample`: the target bootstraps).
+    :param valid: ``(B, K + 1)`` bool, ``obs_{t+j}`` belongs to ``obs_t``'s episode (the last
+        observation of an episode that ends inside the window is valid); transition ``t+j`` is
+        valid when ``valid[:, j + 1]`` is.
+    """
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    valid: torch.Tensor
 
 
 class FrameStackReplayBuffer(ReplayBuffer):
@@ -276,6 +300,58 @@ class FrameStackReplayBuffer(ReplayBuffer):
                 self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
             ),
         )
+
+    def sample_sequences(self, batch_size: int, length: int) -> SequenceSamples:
+        """``batch_size`` windows of ``length`` consecutive transitions of one env each, starting
+        uniformly at any stored transition that has ``length − 1`` stored successors (drawn with
+        numpy's global RNG, as :meth:`sample`). See :class:`SequenceSamples` for the masking.
+
+        :raises ValueError: ``length < 1``, or fewer than ``length`` transitions stored.
+        """
+        stored = self._check_length(length)
+        oldest = self.pos if self.full else 0  # windows must not run past the newest row
+        offsets = np.random.randint(0, stored - length + 1, size=batch_size)
+        envs = np.random.randint(0, self.n_envs, size=batch_size)
+        return self.get_sequences((oldest + offsets) % self.buffer_size, envs, length)
+
+    def get_sequences(self, starts: np.ndarray, envs: np.ndarray, length: int) -> SequenceSamples:
+        """The windows of ``length`` transitions from rows ``starts`` ``(B,)`` of envs ``envs``
+        ``(B,)`` (each start needs ``length − 1`` stored successors; not checked here)."""
+        self._check_length(length)
+        b = len(starts)
+        rows = (starts[:, None] + np.arange(length)) % self.buffer_size  # (B, K)
+        env = envs[:, None]
+        ended = self.dones[rows, env] > 0
+        # Transition t+j (and its next_obs, obs_{t+j+1}) is in obs_t's episode when none of the
+        # transitions before it in the window ended one.
+        alive = np.cumsum(ended[:, :-1], 1) == 0
+        valid = np.concatenate([np.ones((b, 2), bool), alive], 1)
+        ids = np.concatenate(  # obs_t, then each transition's next_obs: (B, K + 1, k)
+            [self.frame_ids[starts, envs, None, : self.k], self.frame_ids[rows, env, 1:]], 1
+        )
+        masked = ~valid  # repeat the episode's last observation there
+        last = ids[np.arange(b), valid.sum(1) - 1]
+        ids[masked] = np.repeat(last, masked.sum(1), axis=0)
+        keep = valid[:, 1:]
+        terminal = self.dones[rows, env] * (1 - self.timeouts[rows, env])
+        obs = self._stacks(ids.reshape(-1, self.k)).reshape(b, length + 1, *self.obs_shape)
+        return SequenceSamples(
+            observations=obs.to(self.device, non_blocking=True),
+            actions=self.to_torch(self.actions[rows, env] * keep[..., None]),
+            rewards=self.to_torch(self.rewards[rows, env] * keep),
+            dones=self.to_torch(terminal * keep),
+            valid=torch.as_tensor(valid, device=self.device),
+        )
+
+    def _check_length(self, length: int) -> int:
+        """Transitions stored per env; ``ValueError`` unless a window of ``length`` fits."""
+        stored = self.buffer_size if self.full else self.pos
+        if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= stored:
+            raise ValueError(
+                f"FrameStackReplayBuffer: a window needs 1 <= length <= {stored} (transitions "
+                f"stored per env), got {length!r}; collect more steps (learning_starts) first"
+            )
+        return stored
 
     def reset(self) -> None:
         BaseBuffer.reset(self)
