@@ -11,7 +11,14 @@ from typing import Any
 
 from torch import nn
 
-from rlrep.methods.base import AuxOutput, Method, features_dim_of, target_pairs, view_metrics
+from rlrep.methods.base import (
+    AuxOutput,
+    Method,
+    contrastive_metrics,
+    features_dim_of,
+    target_pairs,
+    view_metrics,
+)
 from rlrep.methods.byol import BYOL, SimSiam
 from rlrep.methods.curl import CURL
 from rlrep.methods.ema import cosine_momentum, make_target, update_momentum
@@ -39,6 +46,7 @@ __all__ = [
     "SimSiam",
     "SwAV",
     "VICReg",
+    "contrastive_metrics",
     "cosine_momentum",
     "features_dim_of",
     "make",

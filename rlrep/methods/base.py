@@ -11,10 +11,18 @@ import torch
 from torch import nn
 
 from rlrep import distributed
+from rlrep.losses import contrastive_accuracy
 from rlrep.methods.ema import cosine_momentum, update_momentum
-from rlrep.metrics import alignment, feature_std, uniformity
+from rlrep.metrics import alignment, feature_std, info_nce_bound, uniformity
 
-__all__ = ["AuxOutput", "Method", "features_dim_of", "target_pairs", "view_metrics"]
+__all__ = [
+    "AuxOutput",
+    "Method",
+    "contrastive_metrics",
+    "features_dim_of",
+    "target_pairs",
+    "view_metrics",
+]
 
 
 class AuxOutput(NamedTuple):
@@ -49,6 +57,23 @@ def view_metrics(features_a: torch.Tensor, features_b: torch.Tensor) -> dict[str
         "feature_std": feature_std(a),
         "alignment": alignment(a, b),
         "uniformity": uniformity(a),
+    }
+
+
+def contrastive_metrics(
+    logits: torch.Tensor,
+    loss: torch.Tensor,
+    features_a: torch.Tensor,
+    features_b: torch.Tensor,
+    positives: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """:func:`view_metrics` and a contrastive method's own: top-1 ``accuracy`` of ``logits``
+    ``(N, M)`` at ``positives`` (default: the diagonal) and ``mi_bound``, InfoNCE's
+    ``log M − loss`` with M candidates per query."""
+    return {
+        "accuracy": contrastive_accuracy(logits.detach(), positives),
+        "mi_bound": info_nce_bound(loss.detach(), logits.shape[1]),
+        **view_metrics(features_a, features_b),
     }
 
 

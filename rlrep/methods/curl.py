@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlrep.losses import contrastive_accuracy, info_nce_logits
-from rlrep.methods.base import AuxOutput, Method, view_metrics
+from rlrep.losses import info_nce_logits
+from rlrep.methods.base import AuxOutput, Method, contrastive_metrics
 from rlrep.methods.ema import check_momentum, make_target
-from rlrep.metrics import info_nce_bound
 
 __all__ = ["CURL"]
 
@@ -62,12 +61,7 @@ class CURL(Method):
         logits = info_nce_logits(self.gather(query), self.gather(key), self.W)
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss = nn.functional.cross_entropy(logits, labels)
-        metrics = {
-            "accuracy": contrastive_accuracy(logits.detach(), labels),
-            "mi_bound": info_nce_bound(loss.detach(), logits.shape[1]),
-            **view_metrics(query, key),
-        }
-        return AuxOutput(loss, metrics)
+        return AuxOutput(loss, contrastive_metrics(logits, loss, query, key, labels))
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         # An external key encoder (CURL-SAC's critic target) is moved by its owner.

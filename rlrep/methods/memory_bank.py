@@ -9,11 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlrep.losses import contrastive_accuracy
 from rlrep.losses.checks import check_temperature
-from rlrep.methods.base import AuxOutput, Method, view_metrics
+from rlrep.methods.base import AuxOutput, Method, contrastive_metrics
 from rlrep.methods.ema import check_momentum
-from rlrep.metrics import info_nce_bound
 
 __all__ = ["MemoryBank"]
 
@@ -103,9 +101,5 @@ class MemoryBank(Method):
             with torch.no_grad():
                 m = self.bank_momentum
                 self.bank[index] = F.normalize(m * positive + (1 - m) * f_a.detach(), dim=1)
-        metrics = {
-            "accuracy": contrastive_accuracy(logits[0].detach(), labels),
-            "mi_bound": info_nce_bound(loss.detach(), logits[0].shape[1]),
-            **view_metrics(features[0], features[1]),
-        }
+        metrics = contrastive_metrics(logits[0], loss, features[0], features[1], labels)
         return AuxOutput(loss, metrics)

@@ -8,13 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlrep.losses import contrastive_accuracy, contrastive_loss, mochi_negatives, moco_logits
+from rlrep.losses import contrastive_loss, mochi_negatives, moco_logits
 from rlrep.losses.checks import check_temperature
 from rlrep.methods import ring
-from rlrep.methods.base import AuxOutput, Method, view_metrics
+from rlrep.methods.base import AuxOutput, Method, contrastive_metrics
 from rlrep.methods.ema import check_momentum, make_target
 from rlrep.methods.heads import mlp
-from rlrep.metrics import info_nce_bound
 
 __all__ = ["MoCo"]
 
@@ -105,11 +104,7 @@ class MoCo(Method):
             ring.push(
                 self.queue, self.queue_ptr, self.gather(key)
             )  # gathered: every rank's queue holds all keys
-        metrics = {
-            "accuracy": contrastive_accuracy(logits.detach(), labels),
-            "mi_bound": info_nce_bound(loss.detach(), logits.shape[1]),
-            **view_metrics(features, key_features),
-        }
+        metrics = contrastive_metrics(logits, loss, features, key_features, labels)
         return AuxOutput(loss, metrics)
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlrep.losses import contrastive_accuracy, info_nce, info_nce_logits
+from rlrep.losses import info_nce, info_nce_logits
 from rlrep.losses.checks import check_temperature
-from rlrep.methods.base import AuxOutput, Method, view_metrics
+from rlrep.methods.base import AuxOutput, Method, contrastive_metrics
 from rlrep.methods.ema import check_momentum, make_target
 from rlrep.methods.heads import mlp
-from rlrep.metrics import info_nce_bound
 
 __all__ = ["MoCoV3"]
 
@@ -69,12 +68,7 @@ class MoCoV3(Method):
         ctr_ab = info_nce(q_a, k_b, temperature=t)
         loss = 2 * t * (ctr_ab + info_nce(q_b, k_a, temperature=t))
         logits = info_nce_logits(q_a.detach(), k_b, temperature=t)
-        metrics = {
-            "accuracy": contrastive_accuracy(logits),
-            "mi_bound": info_nce_bound(ctr_ab.detach(), logits.shape[1]),
-            **view_metrics(features[0], features[1]),
-        }
-        return AuxOutput(loss, metrics)
+        return AuxOutput(loss, contrastive_metrics(logits, ctr_ab, features[0], features[1]))
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]

@@ -8,12 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlrep.losses import contrastive_accuracy, info_nce, info_nce_logits
+from rlrep.losses import info_nce, info_nce_logits
 from rlrep.losses.checks import check_temperature
 from rlrep.methods import ring
-from rlrep.methods.base import AuxOutput, Method, view_metrics
+from rlrep.methods.base import AuxOutput, Method, contrastive_metrics
 from rlrep.methods.heads import mlp
-from rlrep.metrics import info_nce_bound
 
 __all__ = ["NNCLR"]
 
@@ -80,9 +79,4 @@ class NNCLR(Method):
         if self.training:
             ring.push(self.support, self.support_ptr, F.normalize(self.gather(z_a.detach()), dim=1))
         logits = info_nce_logits(nn_a, p_b.detach(), temperature=self.temperature)
-        metrics = {
-            "accuracy": contrastive_accuracy(logits),
-            "mi_bound": info_nce_bound(loss.detach(), logits.shape[1]),
-            **view_metrics(features[0], features[1]),
-        }
-        return AuxOutput(loss, metrics)
+        return AuxOutput(loss, contrastive_metrics(logits, loss, features[0], features[1]))
