@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import rlrep.losses as L
 from rlrep.losses.contrastive import nt_xent_logits
 from rlrep.losses.negatives import (
     MochiPlan,
@@ -361,3 +362,41 @@ def test_mochi_bad_shapes():
         mochi_negatives(torch.zeros(4, 3), torch.zeros(10, 2), 2, 1, 1)
     with pytest.raises(ValueError, match=r"query \(N, D\) and negatives \(K, D\)"):
         sample_mochi_plan(torch.zeros(3), torch.zeros(10, 3), 2, 1, 1)
+
+
+def _np_unit(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def _np_hcl(pos, negs, t, tau_plus, beta):
+    """One anchor of Robinson et al.'s reference criterion (Chuang et al.'s at β = 0), from
+    exponentiated similarities: importance weights, reweighted sum, debiasing, floor."""
+    m = len(negs)
+    imp = negs**beta
+    reweighted = (imp * negs).sum() / imp.mean()
+    ng = max((-tau_plus * m * pos + reweighted) / (1 - tau_plus), m * np.exp(-1 / t))
+    return -np.log(pos / (pos + ng))
+
+
+@pytest.mark.parametrize(("tau_plus", "beta"), [(0.1, 0.0), (0.0, 0.5), (0.1, 1.0)])
+def test_nt_xent_and_moco_options_match_a_loop_over_anchors(tau_plus, beta):
+    g = torch.Generator().manual_seed(7)
+    z1, z2 = (torch.randn(5, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    t = 0.5
+    z = _np_unit(torch.cat([z1, z2]).numpy())
+    total = 0.0
+    for i in range(10):
+        p = (i + 5) % 10
+        sims = np.exp(z @ z[i] / t)
+        negs = np.array([sims[j] for j in range(10) if j not in (i, p)])
+        total += _np_hcl(sims[p], negs, t, tau_plus, beta)
+    got = L.nt_xent(z1, z2, t, tau_plus=tau_plus, beta=beta).item()
+    assert got == pytest.approx(total / 10, rel=1e-9)
+    queue = torch.randn(7, 4, generator=g, dtype=torch.float64)
+    q, k, qu = _np_unit(z1.numpy()), _np_unit(z2.numpy()), _np_unit(queue.numpy())
+    expected = np.mean(
+        [_np_hcl(np.exp(q[i] @ k[i] / 0.2), np.exp(qu @ q[i] / 0.2), 0.2, tau_plus, beta)
+         for i in range(5)]
+    )  # fmt: skip
+    got = L.moco(z1, z2, queue, 0.2, tau_plus=tau_plus, beta=beta).item()
+    assert got == pytest.approx(expected, rel=1e-9)
