@@ -141,10 +141,8 @@ def plain_config(config: dict[str, Any]) -> dict[str, Any]:
 def build_encoder(config: dict[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(deterministic-view augmentation, encoder) from a checkpoint's ``config``."""
     if config.get("multi_crop"):  # its deterministic view is the global crop's
-        make = augment_lib.multi_crop
-        augment = make(
-            config["multi_crop"], config["augmentation"], **config["augmentation_kwargs"]
-        )
+        spec, recipe = config["multi_crop"], config["augmentation"]
+        augment = augment_lib.multi_crop(spec, recipe, **config["augmentation_kwargs"])
     else:
         augment = augment_lib.make(config["augmentation"], **config["augmentation_kwargs"])
     augment.eval()

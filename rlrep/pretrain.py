@@ -222,10 +222,7 @@ def pretrain(
             if isinstance(augment, augment_lib.MultiCrop):
                 check_takes_local_views(net, augment, ds.train[:2], encoder)
             method_kwargs = dict(config["method_kwargs"])
-            if (
-                method_lib.METHODS.get(method) is not None
-                and method_lib.METHODS[method].needs_index
-            ):
+            if getattr(method_lib.METHODS.get(method), "needs_index", False):
                 method_kwargs.setdefault("num_instances", len(ds.train))  # one bank row per image
             model = method_lib.make(method, net, **method_kwargs).to(dev)
             model.gather_distributed = world > 1  # negatives and batch statistics are global

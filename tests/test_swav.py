@@ -140,13 +140,13 @@ def test_swav_queue_fills_then_joins_the_codes():
     swav = M.SwAV(encoder(), hidden_dim=16, out_dim=8, num_prototypes=10, queue_size=16)
     views = crops(sides=(16, 16))
     swav(*views)
-    assert swav.queued.item() == 8 and swav.queue[:, 8:].abs().sum() == 0
+    assert swav.queued.item() == 8 and swav.queue[8:].abs().sum() == 0
     swav(*crops(sides=(16, 16), seed=1))
     assert swav.queued.item() == 16
     with torch.no_grad():
         b_scores = torch.randn(8, 10)
         codes = swav._codes(0, b_scores)
-        expected = L.sinkhorn(torch.cat([swav.queue[0] @ swav.prototypes.weight.T, b_scores]))
+        expected = L.sinkhorn(torch.cat([swav.queue[:, 0] @ swav.prototypes.weight.T, b_scores]))
     torch.testing.assert_close(codes, expected[16:])
     swav.eval()
     swav(*views)

@@ -112,7 +112,8 @@ class Method(nn.Module, abc.ABC):
     #: Whether ``forward`` takes views beyond the two global ones (multi-crop).
     multi_view: bool = False
 
-    #: Whether ``forward`` needs ``index=``, each sample's instance (a memory bank's row).
+    #: Whether ``forward`` needs ``index=``, each sample's instance (a memory bank's row) in
+    #: ``range(self.num_instances)``.
     needs_index: bool = False
 
     def __init__(self, encoder: nn.Module, gather_distributed: bool = False) -> None:
@@ -179,15 +180,6 @@ class Method(nn.Module, abc.ABC):
             out.extend(self.encoder(torch.cat(views[start:end])).split(batch))
             start = end
         return out
-
-    def encode_pair(
-        self, view_a: torch.Tensor, view_b: torch.Tensor, features_a: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Online features of both views, ``(2B, D)``: one encoder pass over the concatenated
-        views (BatchNorm sees both), or ``features_a`` joined with ``encoder(view_b)``."""
-        if features_a is None:
-            return self.encoder(torch.cat([view_a, view_b]))
-        return torch.cat([features_a, self.encoder(view_b)])
 
     def update_targets(self, momentum: float | None = None) -> None:
         """Move momentum targets one EMA step toward the online networks (no-op without any).

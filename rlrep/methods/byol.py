@@ -61,9 +61,8 @@ class BYOL(Method):
         # One head pass over every view's features (BatchNorm sees them all, as in the papers).
         predictions = self.predictor(self.projector(torch.cat(features))).chunk(len(views))
         with torch.no_grad():
-            targets = self.target_projector(self.target_encoder(torch.cat([view_a, view_b]))).chunk(
-                2
-            )
+            target_features = self.target_encoder(torch.cat([view_a, view_b]))
+            targets = self.target_projector(target_features).chunk(2)
         loss = torch.stack([byol(predictions[v], targets[g]) for g, v in target_pairs(len(views))])
         return AuxOutput(loss.mean(), view_metrics(features[0], features[1]))
 

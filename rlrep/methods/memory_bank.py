@@ -62,7 +62,8 @@ class MemoryBank(Method):
         check_temperature(temperature, "MemoryBank")
         super().__init__(encoder, gather_distributed)
         self.projector = nn.Linear(self.features_dim, out_dim)
-        self.temperature, self.num_negatives = temperature, num_negatives
+        self.num_instances, self.num_negatives = num_instances, num_negatives
+        self.temperature = temperature
         self.bank_momentum = check_momentum(bank_momentum, "MemoryBank: bank_momentum")
         self.register_buffer("bank", F.normalize(torch.randn(num_instances, out_dim), dim=1))
 

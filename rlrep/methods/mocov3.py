@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rlrep.losses import info_nce, info_nce_logits
@@ -65,9 +66,9 @@ class MoCoV3(Method):
             ).chunk(2)
         q_a, q_b, k_a, k_b = (self.gather(t) for t in (q_a, q_b, k_a, k_b))
         t = self.temperature
-        ctr_ab = info_nce(q_a, k_b, temperature=t)
+        logits = info_nce_logits(q_a, k_b, temperature=t)  # kept for metrics
+        ctr_ab = F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
         loss = 2 * t * (ctr_ab + info_nce(q_b, k_a, temperature=t))
-        logits = info_nce_logits(q_a.detach(), k_b, temperature=t)
         return AuxOutput(loss, contrastive_metrics(logits, ctr_ab, features[0], features[1]))
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:

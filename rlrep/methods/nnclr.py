@@ -72,11 +72,10 @@ class NNCLR(Method):
         z_a, z_b = z.chunk(2)
         nn_a, nn_b = self.nearest_neighbour(z_a), self.nearest_neighbour(z_b)
         p_a, p_b, nn_a, nn_b = (self.gather(t) for t in (p_a, p_b, nn_a, nn_b))
-        loss = (
-            info_nce(nn_a, p_b, temperature=self.temperature)
-            + info_nce(nn_b, p_a, temperature=self.temperature)
-        ) / 2
+        logits = info_nce_logits(nn_a, p_b, temperature=self.temperature)  # kept for metrics
+        diagonal = torch.arange(logits.shape[0], device=logits.device)
+        loss_ab = F.cross_entropy(logits, diagonal)
+        loss = (loss_ab + info_nce(nn_b, p_a, temperature=self.temperature)) / 2
         if self.training:
             ring.push(self.support, self.support_ptr, F.normalize(self.gather(z_a.detach()), dim=1))
-        logits = info_nce_logits(nn_a, p_b.detach(), temperature=self.temperature)
-        return AuxOutput(loss, contrastive_metrics(logits, loss, features[0], features[1]))
+        return AuxOutput(loss, contrastive_metrics(logits, loss_ab, features[0], features[1]))

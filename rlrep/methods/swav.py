@@ -11,6 +11,7 @@ from torch import nn
 from rlrep import distributed
 from rlrep.losses import sinkhorn, swapped_prediction
 from rlrep.losses.checks import check_temperature
+from rlrep.methods import ring
 from rlrep.methods.base import AuxOutput, Method, view_metrics
 from rlrep.methods.heads import mlp
 
@@ -69,7 +70,9 @@ class SwAV(Method):
         self.prototypes = nn.Linear(out_dim, num_prototypes, bias=False)
         self.temperature, self.epsilon = temperature, epsilon
         self.sinkhorn_iterations, self.freeze_prototypes_steps = sinkhorn_iterations, freeze
-        self.register_buffer("queue", torch.zeros(2, queue_size, out_dim))
+        # A ring of the two global views' past embeddings: row i holds both views of a sample.
+        self.register_buffer("queue", torch.zeros(queue_size, 2, out_dim))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("queued", torch.zeros((), dtype=torch.long))  # rows filled
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training forwards
 
@@ -93,7 +96,7 @@ class SwAV(Method):
         codes = [self._codes(g, scores[g]) for g in range(2)]
         loss = swapped_prediction(scores, codes, self.temperature)
         if self.training:
-            self._enqueue(z[: 2 * view_a.shape[0]].detach().chunk(2))
+            self._enqueue(*z[: 2 * view_a.shape[0]].detach().chunk(2))
             self.steps += 1
         metrics = view_metrics(features[0], features[1])
         # How evenly the batch uses the prototypes: exp(entropy) of the mean assignment.
@@ -107,7 +110,7 @@ class SwAV(Method):
         the queue (when full); the rows of this rank's samples."""
         batch = self.gather(scores)
         own = distributed.rank() * scores.shape[0] if self.gather_distributed else 0
-        queue = self.queue[g]
+        queue = self.queue[:, g]
         if queue.shape[0] and int(self.queued) >= queue.shape[0]:
             batch = torch.cat([queue @ self.prototypes.weight.T, batch])
             own += queue.shape[0]
@@ -115,12 +118,11 @@ class SwAV(Method):
         return codes[own : own + scores.shape[0]]
 
     @torch.no_grad()
-    def _enqueue(self, embeddings: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """Push each global view's embeddings (gathered) into its queue, dropping the oldest."""
-        size = self.queue.shape[1]
+    def _enqueue(self, z_a: torch.Tensor, z_b: torch.Tensor) -> None:
+        """Push the global views' embeddings (gathered) into the ring, over the oldest."""
+        size = self.queue.shape[0]
         if size == 0:
             return
-        for g, z in enumerate(embeddings):
-            z = self.gather(z)[:size]
-            self.queue[g] = torch.cat([z, self.queue[g, : size - z.shape[0]]])
-        self.queued.copy_(torch.clamp(self.queued + z.shape[0], max=size))
+        rows = torch.stack([self.gather(z_a), self.gather(z_b)], dim=1)
+        ring.push(self.queue, self.queue_ptr, rows)
+        self.queued.copy_(torch.clamp(self.queued + rows.shape[0], max=size))

@@ -192,9 +192,9 @@ class AuxBinding:
                 "replay_buffer_class=rlrep.sb3.FrameStackReplayBuffer"
             )
         rows = buffer.buffer_size * buffer.n_envs
-        if getattr(method, "bank", None) is not None and method.bank.shape[0] != rows:
+        if method.num_instances != rows:
             raise ValueError(
-                f"{type(method).__name__} has {method.bank.shape[0]} bank rows but the replay "
+                f"{type(method).__name__} has {method.num_instances} instances but the replay "
                 f"buffer {rows} slots; pass method_kwargs={{'num_instances': {rows}}}"
             )
         return slots
