@@ -10,10 +10,12 @@
 - ``stl10`` — the binary files (``stl10_binary/train_X.bin``, ``train_y.bin``, ``test_X.bin``,
   ``test_y.bin``, ``unlabeled_X.bin``) under ``data_dir``; 3×96×96.
 - ``folder:PATH`` — one sub-folder per class of image files (PNG/JPEG), resized to ``image_size``.
-- ``npz:PATH`` — arrays ``images`` (N, C, H, W) or (N, H, W, C) uint8, optional ``labels``/``states``.
+- ``npz:PATH`` — arrays ``images`` (N, C, H, W) or (N, H, W, C) uint8, optional ``labels``/``states``;
+  with ``actions`` (N, A) and ``episodes`` (N,) too, a sequence dataset (frames in time order,
+  :class:`rlrep.sequences.Sequences`) for the temporal methods (ATC, CPC, SPR).
 - ``dmc:TASK`` — observations rendered from ``rlrep.envs.make_dmc`` under a random policy (3 stacked
-  frames, as the RL envs give them), with their proprioceptive states as regression targets;
-  cached to ``data_dir/dmc-TASK-….npz``.
+  frames, as the RL envs give them) along episodes, with their proprioceptive states as
+  regression targets and the actions between them; cached to ``data_dir/dmc-TASK-….npz``.
 
 Nothing is downloaded: a missing or corrupt file raises :class:`DatasetError` naming the file
 expected and where, as does a label or state count that differs from the image count (caught at
@@ -29,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rlrep.sequences import Sequences
+
 __all__ = ["Dataset", "DatasetError", "load_dataset"]
 
 
@@ -39,7 +43,8 @@ class DatasetError(ValueError):
 @dataclass
 class Dataset:
     """``train``/``test`` images ``(N, C, H, W)`` uint8; ``*_labels`` ``(N,)`` int64 or None;
-    ``*_states`` ``(N, S)`` float32 regression targets or None."""
+    ``*_states`` ``(N, S)`` float32 regression targets or None; ``sequences``: every image in
+    time order with the actions between them (sequence datasets), else None."""
 
     name: str
     train: torch.Tensor
@@ -48,6 +53,9 @@ class Dataset:
     test_labels: torch.Tensor | None = None
     train_states: torch.Tensor | None = None
     test_states: torch.Tensor | None = None
+    sequences: Sequences | None = None
+    #: ``(N_train,)`` index of each training image among all images (their time order).
+    train_index: torch.Tensor | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -71,6 +79,7 @@ def _split(images, labels=None, states=None, test_fraction=0.2, seed=0, name="")
         pick(labels, te),
         pick(states, tr),
         pick(states, te),
+        train_index=tr,
     )
 
 
@@ -256,9 +265,23 @@ def _npz(path: Path) -> Dataset:
         images = images.transpose(0, 3, 1, 2)  # channels-last → channel-first
     labels = _per_image(data, "labels", np.int64, 1, len(images), path)
     states = _per_image(data, "states", np.float32, 2, len(images), path)
-    return _split(
-        torch.from_numpy(np.ascontiguousarray(images)), labels, states, name=f"npz:{path}"
-    )
+    actions = _per_image(data, "actions", np.float32, 2, len(images), path)
+    episodes = _per_image(data, "episodes", np.int64, 1, len(images), path)
+    frames = torch.from_numpy(np.ascontiguousarray(images))
+    ds = _split(frames, labels, states, name=f"npz:{path}")
+    if (actions is None) != (episodes is None):
+        raise DatasetError(
+            f"npz: {path} has only one of 'actions' (N, A) and 'episodes' (N,); a sequence "
+            "dataset needs both (or neither, for plain images)"
+        )
+    if actions is not None:
+        usable = torch.zeros(len(frames), dtype=torch.bool)
+        usable[ds.train_index] = True
+        try:
+            ds.sequences = Sequences(frames, actions, episodes, usable)
+        except ValueError as error:
+            raise DatasetError(f"npz: {path}: {error}") from None
+    return ds
 
 
 def _per_image(data, key: str, dtype: type, ndim: int, n: int, path: Path) -> torch.Tensor | None:
@@ -291,20 +314,28 @@ def _dmc(
         env = envs.make_dmc(task, image_size=image_size, frame_stack=frame_stack, seed=seed)
         rng = np.random.default_rng(seed)
         obs, info = env.reset(seed=seed)
-        images, states = [obs], [info["state"]]
+        images, states, actions, episodes = [obs], [info["state"]], [], [0]
+        episode = 0
         while len(images) < frames:
-            obs, _, terminated, truncated, info = env.step(
-                rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-            )
+            # actions[i] is taken at images[i]; after an episode's last image it is taken at
+            # the next episode's first observation, which is not kept (episodes tell them apart).
+            actions.append(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            obs, _, terminated, truncated, info = env.step(actions[-1])
             images.append(obs)
             states.append(info["state"])
+            episodes.append(episode)
             if terminated or truncated:
                 obs, info = env.reset()
+                episode += 1
         env.close()
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.name + ".tmp.npz")
         np.savez_compressed(
-            tmp, images=np.stack(images), states=np.stack(states).astype(np.float32)
+            tmp,
+            images=np.stack(images),
+            states=np.stack(states).astype(np.float32),
+            actions=np.stack([*actions, np.zeros_like(actions[-1])]),
+            episodes=np.array(episodes, dtype=np.int64),
         )
         tmp.replace(cache)
     ds = _npz(cache)

@@ -11,10 +11,20 @@ gradients, the result equals one process on the whole global batch.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.distributed as dist
 
-__all__ = ["gather", "is_distributed", "rank", "world_size"]
+__all__ = ["gather", "init_from_environment", "is_distributed", "rank", "world_size"]
+
+
+def init_from_environment(device: torch.device) -> bool:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1); True if started here."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
+        return False
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
 
 
 def is_distributed() -> bool:

@@ -10,6 +10,10 @@ The SB3 plug-in, the agents and ``rlrep pretrain`` all train a representation th
     objective.update_targets(momentum)                         # EMA step after the optimiser step
     objective.pop_metrics()                                    # means since the last call
 
+Methods that learn from time (:class:`~rlrep.methods.TemporalMethod`: ATC, CPC, SPR, SAC-AE)
+take windows instead: ``objective.sequence_loss(windows, actions, valid)``, with the windows
+from :meth:`rlrep.sb3.FrameStackReplayBuffer.get_sequences` or a sequence dataset.
+
 A new method is one :class:`~rlrep.methods.Method` module plus a registry entry; it then works in
 all three drivers through this object.
 """
@@ -24,6 +28,7 @@ from torch import nn
 from rlrep.augment.base import Augmentation
 from rlrep.augment.multicrop import MultiCrop
 from rlrep.methods.base import AuxOutput, Method
+from rlrep.methods.temporal import TemporalMethod
 from rlrep.metrics import effective_rank
 
 __all__ = ["AuxObjective"]
@@ -48,6 +53,11 @@ class AuxObjective(nn.Module):
             raise ValueError(
                 f"{type(method).__name__} compares exactly two views, but the multi-crop gives "
                 f"{augment.num_views}; use num_local=0 or a method in rlrep.methods.MULTI_VIEW"
+            )
+        if isinstance(augment, MultiCrop) and isinstance(method, TemporalMethod):
+            raise ValueError(
+                f"{type(method).__name__} reads windows of time, one view per observation; "
+                "multi-crop is for the two-view methods in rlrep.methods.MULTI_VIEW"
             )
         self.augment, self.method, self.rank_every = augment, method, rank_every
         self.calls = 0  # loss() calls so far (drives rank_every)
@@ -95,6 +105,12 @@ class AuxObjective(nn.Module):
             the rest.
         :return: :class:`~rlrep.methods.AuxOutput` (loss with gradient, detached metrics).
         """
+        if self.temporal:
+            raise ValueError(
+                f"{type(self.method).__name__} learns from windows of time: call "
+                "sequence_loss(windows, actions, valid) (rlrep.sb3 does, given "
+                "rlrep.sb3.FrameStackReplayBuffer)"
+            )
         if features_a is not None and view_a is None and views is None:
             raise ValueError("features_a needs the view it was computed from: pass view_a too")
         if views is not None:
@@ -116,15 +132,85 @@ class AuxObjective(nn.Module):
                 local_views = [local.random(obs, generator) for _ in range(self.augment.num_local)]
         extra = {"index": index} if self.method.needs_index else {}
         out = self.method(view_a, view_b, *local_views, features_a=features_a, **extra)
+        return self._record(out, features_a)
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the method learns from windows of time (:meth:`sequence_loss`)."""
+        return isinstance(self.method, TemporalMethod)
+
+    def sequence_loss(
+        self,
+        windows: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+        *,
+        view_first: torch.Tensor | None = None,
+        features_first: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> AuxOutput:
+        """A temporal method's loss on a batch of windows, with its metrics recorded.
+
+        The observations at the method's :attr:`~rlrep.methods.TemporalMethod.offsets` are
+        augmented independently (one random view each; ``view_first``, when given, stands for
+        the first, e.g. the RL loss's view, and ``features_first`` for its features).
+
+        :param windows: ``(B, L + 1, C, H, W)`` observations ``obs_t … obs_{t+L}``, ``L`` at least
+            the method's :attr:`~rlrep.methods.TemporalMethod.horizon`.
+        :param actions: ``(B, L, A)`` or ``(B, L)`` actions ``a_t … a_{t+L−1}`` (methods that
+            :attr:`~rlrep.methods.TemporalMethod.needs_actions`).
+        :param valid: ``(B, L + 1)`` bool, which observations may be used (``None``: all).
+        :param view_first: ``(B, C, h, w)`` view of ``obs_t`` already made.
+        :param features_first: ``(B, D)`` online features of ``view_first``, with their graph.
+        """
+        method = self.method
+        if not isinstance(method, TemporalMethod):
+            raise ValueError(
+                f"{type(method).__name__} compares views of one observation: call loss(obs)"
+            )
+        if features_first is not None and view_first is None:
+            raise ValueError("features_first needs the view it was computed from: view_first")
+        offsets = list(method.offsets)
+        if windows.dim() != 5 or windows.shape[1] <= method.horizon:
+            raise ValueError(
+                f"{type(method).__name__} reads offsets {tuple(offsets)}: windows must be "
+                f"(B, L + 1, C, H, W) with L >= {method.horizon}, got {tuple(windows.shape)}"
+            )
+        picked = windows[:, offsets[1:] if view_first is not None else offsets]
+        b = windows.shape[0]
+        views = []
+        if view_first is not None:
+            views.append(view_first[:, None])
+        if picked.shape[1]:
+            flat = self.augment.random(picked.flatten(0, 1), generator)
+            if (
+                view_first is not None
+                and flat.dtype == torch.uint8
+                and view_first.is_floating_point()
+            ):
+                flat = flat.to(view_first.dtype) / 255.0  # stored frames; SB3 scaled the batch
+            views.append(flat.unflatten(0, (b, picked.shape[1])))
+        out = method(
+            torch.cat(views, 1),
+            None if actions is None else actions[:, : method.horizon],
+            None if valid is None else valid[:, offsets],
+            features_a=features_first,
+        )
+        return self._record(out, features_first)
+
+    def forward(self, *args, **kwargs) -> AuxOutput:
+        """:meth:`sequence_loss` for temporal methods, else :meth:`loss` (so that
+        ``DistributedDataParallel(objective)(...)`` syncs the gradients of either)."""
+        return self.sequence_loss(*args, **kwargs) if self.temporal else self.loss(*args, **kwargs)
+
+    def _record(self, out: AuxOutput, features: torch.Tensor | None) -> AuxOutput:
         self.calls += 1
         self._add("loss", out.loss.detach())
         for key, value in out.metrics.items():
             self._add(key, value)
-        if features_a is not None and self.rank_every and self.calls % self.rank_every == 0:
-            self._add("effective_rank", effective_rank(features_a.detach()))
+        if features is not None and self.rank_every and self.calls % self.rank_every == 0:
+            self._add("effective_rank", effective_rank(features.detach()))
         return out
-
-    forward = loss  # DistributedDataParallel(objective)(...) syncs the gradients of loss()
 
     def update_targets(self, momentum: float | None = None) -> None:
         """The method's EMA step, after the optimiser step (``None``: its base momentum; in

@@ -63,15 +63,7 @@ from rlrep.datasets import Dataset, DatasetError, load_dataset
 from rlrep.divergence import NonFiniteLossError, check_finite  # NonFiniteLossError: re-exported
 from rlrep.objective import AuxObjective
 from rlrep.probes import evaluate, probe, resolve_device  # probe: re-exported
-from rlrep.runs import (
-    RunFolderError,
-    check_changes,
-    config_changes,
-    record_changes,
-    resume_decision,
-    run_lock,
-    write_json,
-)
+from rlrep.runs import resume_decision, resumed_config, run_lock, write_json
 
 __all__ = [
     "CHANGEABLE_KEYS",
@@ -156,7 +148,7 @@ def pretrain(
 
     _check_arguments(epochs, batch_size, lr)
     dev = resolve_device(device)
-    started_group = _init_distributed(dev)
+    started_group = dist_lib.init_from_environment(dev)
     try:
         rank, world = dist_lib.rank(), dist_lib.world_size()
         if world > 1 and dev.type == "cuda":
@@ -208,9 +200,10 @@ def pretrain(
             start_epoch, history = 0, []
             if ckpt is not None:
                 start_epoch, history = ckpt["epoch"], ckpt["history"]
-                config = _resumed_config(
-                    ckpt["config"], config, allow_config_change, start_epoch, ckpt_path
-                )
+                config = resumed_config(
+                    ckpt["config"], config, allow_config_change, start_epoch, ckpt_path,
+                    CHANGEABLE_KEYS, FREE_KEYS,
+                )  # fmt: skip
                 if epochs < start_epoch:
                     raise ValueError(
                         f"{ckpt_path} is at epoch {start_epoch}, past --epochs {epochs}; pass "
@@ -221,9 +214,7 @@ def pretrain(
             net = encoder_lib.make(encoder, view_shape, **config["encoder_kwargs"])
             if isinstance(augment, augment_lib.MultiCrop):
                 check_takes_local_views(net, augment, ds.train[:2], encoder)
-            method_kwargs = dict(config["method_kwargs"])
-            if getattr(method_lib.METHODS.get(method), "needs_index", False):
-                method_kwargs.setdefault("num_instances", len(ds.train))  # one bank row per image
+            method_kwargs = _dataset_kwargs(method, ds, config["method_kwargs"])
             model = method_lib.make(method, net, **method_kwargs).to(dev)
             model.gather_distributed = world > 1  # negatives and batch statistics are global
             if world > 1 and dev.type == "cuda":
@@ -248,7 +239,7 @@ def pretrain(
                 label = f"epoch {epoch + 1}/{epochs}"
                 bar = tqdm(range(steps), desc=label, disable=not progress or rank > 0, leave=False)
                 step_losses = _train_epoch(
-                    trained, objective, optimizer, ds.train, order, bar,
+                    trained, objective, optimizer, ds, order, bar,
                     batch_size, rank, amp, aug_gen, (epoch * steps, epochs * steps),
                 )  # fmt: skip
                 if world > 1:  # the mean over ranks of every step
@@ -281,7 +272,7 @@ def _train_epoch(
     trained: torch.nn.Module,
     objective: AuxObjective,
     optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
+    ds: Dataset,
     order: torch.Tensor,
     steps: Iterable[int],
     batch_size: int,
@@ -290,8 +281,9 @@ def _train_epoch(
     aug_gen: torch.Generator,
     schedule: tuple[int, int],
 ) -> torch.Tensor:
-    """One epoch of optimizer steps over global batches of ``images`` in ``order``, this rank
-    taking its slice of each; the per-step losses, on the device (not checked here: no sync).
+    """One epoch of optimizer steps over global batches of ``ds.train`` in ``order``, this rank
+    taking its slice of each (for a temporal method, the windows that start at those images);
+    the per-step losses, on the device (not checked here: no sync).
     ``trained`` is ``objective`` or its DistributedDataParallel wrapper. ``schedule``: (steps
     before this epoch, steps in the run), for the targets' momentum."""
     local = batch_size // dist_lib.world_size()
@@ -301,16 +293,52 @@ def _train_epoch(
     for i in steps:
         start = i * batch_size + rank * local
         index = order[start : start + local]
-        batch = images[index].to(dev, non_blocking=True)
-        views = objective.views(batch, aug_gen)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-            result = trained(views=views, index=index.to(dev))  # index: a memory bank's rows
+        if objective.temporal:
+            windows = [w if w is None else w.to(dev) for w in _windows(ds, index, objective)]
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
+                result = trained(*windows, generator=aug_gen)
+        else:
+            views = objective.views(ds.train[index].to(dev, non_blocking=True), aug_gen)
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
+                result = trained(views=views, index=index.to(dev))  # a memory bank's rows
         optimizer.zero_grad(set_to_none=True)
         result.loss.float().backward()
         optimizer.step()
         objective.update_targets(objective.method.momentum_at(schedule[0] + i, schedule[1]))
         losses.append(result.loss.detach())
     return torch.stack(losses)
+
+
+def _windows(
+    ds: Dataset, index: torch.Tensor, objective: AuxObjective
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``(windows, actions, valid)`` starting at training images ``index`` (a window of one,
+    SAC-AE's, needs no time order)."""
+    horizon = objective.method.horizon
+    if horizon == 0:
+        return ds.train[index][:, None], None, None
+    return ds.sequences.windows(ds.train_index[index], horizon)
+
+
+def _dataset_kwargs(method: str, ds: Dataset, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The method's options with what the dataset tells: a memory bank's rows (one per image),
+    the action size of an action-conditioned method; ``DatasetError`` for a temporal method on
+    a dataset without time order."""
+    kwargs, cls = dict(kwargs), method_lib.METHODS.get(method)
+    if getattr(cls, "needs_index", False):
+        kwargs.setdefault("num_instances", len(ds.train))
+    if cls is None or not issubclass(cls, method_lib.TemporalMethod):
+        return kwargs
+    if ds.sequences is None and cls is not method_lib.SACAE:
+        raise DatasetError(
+            f"method {method!r} learns from windows of time, but {ds.name} holds no episodes: "
+            "use a sequence dataset (dmc:TASK, or npz:PATH with 'actions' (N, A) and "
+            "'episodes' (N,) arrays; a dmc: cache written before they were recorded is "
+            "re-rendered once deleted)"
+        )
+    if cls.needs_actions:
+        kwargs.setdefault("action_dim", ds.sequences.action_dim)
+    return kwargs
 
 
 def check_takes_local_views(
@@ -343,35 +371,6 @@ def _check_arguments(epochs: int, batch_size: int, lr: float) -> None:
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
 
 
-def _resumed_config(
-    stored: dict[str, Any],
-    requested: dict[str, Any],
-    allow_change: bool,
-    start_epoch: int,
-    ckpt_path: Path,
-) -> dict[str, Any]:
-    """The config a resumed run continues with: ``requested``, with the stored run's change log
-    and every difference from ``stored`` appended to it (stamped with ``start_epoch``).
-
-    :raises RunFolderError: an identity key differs (always), or a :data:`CHANGEABLE_KEYS` key
-        differs without ``allow_change``.
-    """
-    changes = config_changes(stored, requested)
-    fixed = {k: v for k, v in changes.items() if k not in CHANGEABLE_KEYS + FREE_KEYS}
-    if fixed:
-        listed = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in fixed.items())
-        raise RunFolderError(
-            f"--resume cannot change what {ckpt_path} was trained as ({listed}); these keys "
-            "define the run, even with --allow-config-change. Resume with the stored values, or "
-            "start a new run in another --out"
-        )
-    changeable = {k: v for k, v in changes.items() if k in CHANGEABLE_KEYS}
-    check_changes(changeable, allow_change, "--allow-config-change")
-    return record_changes(
-        {**requested, "changes": stored.get("changes", [])}, changes, {"epoch": start_epoch}
-    )
-
-
 def _steps(n: int, batch_size: int, world: int, rank: int) -> tuple[int, int]:
     """(steps per epoch, global batch): a batch larger than the ``n`` training images is clamped
     to them (to a multiple of ``world``); the last partial batch is dropped."""
@@ -384,11 +383,3 @@ def _steps(n: int, batch_size: int, world: int, rank: int) -> tuple[int, int]:
     if clamped < batch_size and rank == 0:
         print(f"batch_size {batch_size} > {n} training images: using {clamped}", flush=True)
     return n // clamped, clamped
-
-
-def _init_distributed(device: torch.device) -> bool:
-    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1); True if started here."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
-        return False
-    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return True

@@ -28,6 +28,7 @@ __all__ = [
     "read_json",
     "record_changes",
     "resume_decision",
+    "resumed_config",
     "run_lock",
     "write_json",
 ]
@@ -151,3 +152,34 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
     with atomic_write(path) as f:
         json.dump(data, f, indent=1)
+
+
+def resumed_config(
+    stored: dict[str, Any],
+    requested: dict[str, Any],
+    allow_change: bool,
+    start_epoch: int,
+    ckpt_path: Path,
+    changeable: tuple[str, ...],
+    free: tuple[str, ...],
+) -> dict[str, Any]:
+    """The config a resumed pretraining run continues with: ``requested``, with the stored run's change log
+    and every difference from ``stored`` appended to it (stamped with ``start_epoch``).
+
+    :raises RunFolderError: an identity key differs (always), or a ``changeable`` key
+        differs without ``allow_change``.
+    """
+    changes = config_changes(stored, requested)
+    fixed = {k: v for k, v in changes.items() if k not in changeable + free}
+    if fixed:
+        listed = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in fixed.items())
+        raise RunFolderError(
+            f"--resume cannot change what {ckpt_path} was trained as ({listed}); these keys "
+            "define the run, even with --allow-config-change. Resume with the stored values, or "
+            "start a new run in another --out"
+        )
+    changeable = {k: v for k, v in changes.items() if k in changeable}
+    check_changes(changeable, allow_change, "--allow-config-change")
+    return record_changes(
+        {**requested, "changes": stored.get("changes", [])}, changes, {"epoch": start_epoch}
+    )

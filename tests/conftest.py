@@ -18,3 +18,39 @@ DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
     return torch.device(request.param)
+
+
+def write_point_mass_sequences(path, frames: int = 400, image_size: int = 24, seed: int = 0):
+    """An ``npz`` sequence dataset from the synthetic task under random actions: stacked
+    observations in time order with their states, actions and episode numbers (episodes of 20
+    steps), in the layout ``rlrep.datasets`` reads (as ``dmc:`` caches are written)."""
+    import numpy as np
+
+    from rlrep.envs import PointMassPixels
+
+    env = PointMassPixels(image_size=image_size, episode_length=20, random_target=True)
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset(seed=seed)
+    images, states, actions, episodes = [obs], [info["state"]], [], [0]
+    while len(images) < frames:
+        actions.append(rng.uniform(-1, 1, 2).astype(np.float32))
+        obs, _, terminated, truncated, info = env.step(actions[-1])
+        images.append(obs)
+        states.append(info["state"])
+        episodes.append(episodes[-1])
+        if terminated or truncated:
+            obs, info = env.reset()
+            images.append(obs)  # here the first observation of each episode is kept
+            states.append(info["state"])
+            actions.append(np.zeros(2, np.float32))  # after an episode's last image: unused
+            episodes.append(episodes[-1] + 1)
+    actions.append(np.zeros(2, np.float32))
+    np.savez(path, images=np.stack(images), states=np.stack(states), actions=np.stack(actions),
+             episodes=np.array(episodes))  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
+def sequence_npz(tmp_path_factory):
+    """Path of a small sequence dataset (see :func:`write_point_mass_sequences`)."""
+    return write_point_mass_sequences(tmp_path_factory.mktemp("sequences") / "point_mass.npz")

@@ -124,3 +124,26 @@ def test_windows_need_enough_stored_transitions():
     with pytest.raises(ValueError, match="length"):
         buf.sample_sequences(4, 0)
     assert buf.sample_sequences(4, 5).valid.shape == (4, 6)
+
+
+@pytest.mark.parametrize(("size", "n_envs", "steps"), [(40, 1, 30), (24, 2, 61)])
+def test_windows_from_the_newest_rows_mask_what_is_not_stored_yet(size, n_envs, steps):
+    """The SB3 plug-in asks for windows at the rows SB3 just sampled, the newest included: steps
+    past the write position (empty rows, or the oldest data of a full ring) are masked."""
+    buf, log = filled(size, n_envs, steps)
+    length = 5
+    for back in range(1, length + 1):  # the `back`-th newest transition of each env
+        step = steps - back
+        row = step % buf.buffer_size
+        for e in range(n_envs):
+            got = buf.get_sequences(np.array([row]), np.array([e]), length)
+            padded = log[e] + [(*log[e][-1][:4], True, False)] * length  # ends after the newest
+            obs, _, _, _, valid = naive_window(padded, step, length)
+            valid[back + 1 :] = False
+            np.testing.assert_array_equal(got.valid[0].numpy(), valid)
+            keep = valid.nonzero()[0]
+            np.testing.assert_array_equal(got.observations[0, keep].numpy(), obs[keep])
+            last = got.observations[0, keep[-1]].numpy()
+            for j in np.flatnonzero(~valid):
+                np.testing.assert_array_equal(got.observations[0, j].numpy(), last)
+            assert got.actions[0, ~valid[1:]].abs().sum() == 0

@@ -51,15 +51,27 @@ def test_cosine_momentum_schedule():
 
 
 #: Options that make every head learn from the first step (SwAV freezes its prototypes).
-LEARN_NOW = {"swav": {"freeze_prototypes_steps": 0}, "memory_bank": {"num_instances": 16}}
+LEARN_NOW = {"swav": {"freeze_prototypes_steps": 0}, "memory_bank": {"num_instances": 16},
+             "spr": {"action_dim": 2}}  # fmt: skip
+
+
+def forward(method, device):
+    """The method's output on a batch: two views, or windows of views (temporal methods)."""
+    if not isinstance(method, M.TemporalMethod):
+        a, b = views(device)
+        return method(a, b, **({"index": torch.arange(8)} if method.needs_index else {}))
+    steps = len(method.offsets)
+    window = torch.stack([views(device, seed=s)[0] for s in range(steps)], 1)  # (8, T, 9, 16, 16)
+    actions = torch.randn(8, method.horizon, 2, device=device)
+    return method(window, actions if method.needs_actions else None)
 
 
 @pytest.mark.parametrize("name", list(M.METHODS))
 def test_gradients_reach_online_side_only_and_targets_follow(name, device):
+    torch.manual_seed(0)  # initial weights independent of the tests run before
     encoder = small_encoder(device)
     method = M.make(name, encoder, **LEARN_NOW.get(name, {})).to(device)
-    a, b = views(device)
-    out = method(a, b, **({"index": torch.arange(8)} if method.needs_index else {}))
+    out = forward(method, device)
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
     assert "feature_std" in out.metrics and not out.metrics["feature_std"].requires_grad
     out.loss.backward()
@@ -73,12 +85,10 @@ def test_gradients_reach_online_side_only_and_targets_follow(name, device):
     olds = [[p.clone() for p in t.parameters()] for t in targets]
     torch.optim.SGD(list(encoder.parameters()) + heads, lr=0.1).step()
     method.update_targets(momentum=0.5)
+    online_of = {id(target): online for online, target in method.momentum_pairs()}
+    assert set(online_of) == {id(t) for t in targets}  # every target declared, and moved
     for target, old in zip(targets, olds, strict=True):
-        online = (
-            method.encoder
-            if target is getattr(method, "target_encoder", None)
-            else method.projector
-        )
+        online = online_of[id(target)]
         for t, o, p in zip(target.parameters(), old, online.parameters(), strict=True):
             torch.testing.assert_close(t, 0.5 * o + 0.5 * p)
 

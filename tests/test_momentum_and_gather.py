@@ -21,7 +21,9 @@ SMALL = {"hidden_dim": 16, "out_dim": 8}
 KWARGS = {"curl": {}, "moco": {**SMALL, "queue_size": 16}, "byol": SMALL, "simclr": SMALL,
           "simsiam": SMALL, "barlow_twins": SMALL, "vicreg": SMALL,
           "swav": {**SMALL, "num_prototypes": 8}, "nnclr": {**SMALL, "support_size": 16},
-          "moco_v3": SMALL, "memory_bank": {"out_dim": 8, "num_instances": 16}}  # fmt: skip
+          "moco_v3": SMALL, "memory_bank": {"out_dim": 8, "num_instances": 16},
+          "atc": {"latent_dim": 8, "hidden_dim": 8}, "spr": {"action_dim": 2, "hidden_dim": 8},
+          "cpc": {"context_dim": 8}, "sac_ae": {"num_filters": 4}}  # fmt: skip
 
 
 def cosine(t, total, base, final=1.0):  # BYOL §3.2, written out independently
@@ -34,14 +36,15 @@ def test_each_method_declares_its_momentum_pairs():
     }
     assert {name: len(p) for name, p in pairs.items()} == {
         "curl": 1, "moco": 2, "byol": 2, "simclr": 0, "simsiam": 0, "barlow_twins": 0, "vicreg": 0,
-        "swav": 0, "nnclr": 0, "moco_v3": 2, "memory_bank": 0,
+        "swav": 0, "nnclr": 0, "moco_v3": 2, "memory_bank": 0, "atc": 2, "spr": 2, "cpc": 0,
+        "sac_ae": 0,
     }  # fmt: skip
     assert set(KWARGS) == set(M.METHODS)
     external = M.CURL(small_encoder(), target_encoder=small_encoder())  # CURL-SAC's key encoder
     assert external.momentum_pairs() == []
 
 
-@pytest.mark.parametrize("name", ["curl", "moco", "byol", "moco_v3"])
+@pytest.mark.parametrize("name", ["curl", "moco", "byol", "moco_v3", "atc", "spr"])
 def test_update_targets_moves_every_pair_by_the_given_momentum(name):
     method = M.make(name, small_encoder(), **KWARGS[name])
     for online, _ in method.momentum_pairs():

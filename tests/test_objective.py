@@ -96,3 +96,43 @@ def test_bad_calls_name_the_fix():
         obj.loss(view_a=view)
     with pytest.raises(ValueError, match="rank_every must be an int >= 0"):
         AuxObjective(obj.augment, obj.method, rank_every=-1)
+
+
+def windows(b=6, length=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, length + 1, 9, 24, 24), generator=g, dtype=torch.uint8)
+
+
+def test_sequence_loss_views_the_methods_offsets_each_augmented_independently():
+    torch.manual_seed(0)
+    encoder = E.make("curl", (9, 20, 20), num_filters=4, num_layers=2, features_dim=8)
+    obj = AuxObjective(A.make("crop", size=20, seed=3), M.ATC(encoder, delta_t=3, latent_dim=8))
+    batch = windows()
+    out = obj.sequence_loss(batch, generator=torch.Generator().manual_seed(5))
+    # The same generator draws one crop per observation at offsets (0, 3), in one batch.
+    g = torch.Generator().manual_seed(5)
+    picked = batch[:, [0, 3]].flatten(0, 1)
+    views = obj.augment.random(picked, g).unflatten(0, (6, 2))
+    torch.testing.assert_close(out.loss, obj.method(views).loss)
+    assert not torch.equal(views[:, 0], obj.augment.random(batch[:, 0], g))  # not one shared crop
+    # A float RL view (SB3 scales the batch) with uint8 windows: the others are scaled to match.
+    view_first = obj.augment.random(batch[:, 0]).float() / 255
+    features = encoder(view_first)
+    seen = []
+    real = obj.method.forward
+    obj.method.forward = lambda v, *a, **k: seen.append(v) or real(v, *a, **k)
+    obj.sequence_loss(batch, view_first=view_first, features_first=features)
+    assert seen[0].dtype == torch.float32 and seen[0][:, 1].max() <= 1.0
+    assert torch.equal(seen[0][:, 0], view_first)
+
+
+def test_sequence_and_view_calls_are_refused_for_the_other_kind_of_method():
+    temporal = AuxObjective(A.make("crop", size=20), M.ATC(E.make("curl", (9, 20, 20))))
+    with pytest.raises(ValueError, match="call sequence_loss"):
+        temporal.loss(obs())
+    with pytest.raises(ValueError, match=r"L >= 1"):
+        temporal.sequence_loss(windows(length=0))
+    with pytest.raises(ValueError, match="call loss"):
+        objective().sequence_loss(windows())
+    with pytest.raises(ValueError, match="multi-crop"):
+        AuxObjective(A.multi_crop("2x20,2x12", "crop"), M.ATC(E.make("curl", (9, 20, 20))))

@@ -3,6 +3,9 @@
 
 ``method = make("curl", encoder)``; ``out = method(view_a, view_b)``; ``out.loss.backward()``;
 optimiser step; ``method.update_targets()``. Names in :data:`METHODS`.
+
+The methods in :data:`TEMPORAL` (:class:`TemporalMethod`) learn from windows of time instead:
+``method(views, actions, valid)`` with the views of ``obs_t … obs_{t+L}`` at their ``offsets``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from rlrep.methods.atc import ATC
 from rlrep.methods.base import (
     AuxOutput,
     Method,
@@ -20,6 +24,7 @@ from rlrep.methods.base import (
     view_metrics,
 )
 from rlrep.methods.byol import BYOL, SimSiam
+from rlrep.methods.cpc import CPC
 from rlrep.methods.curl import CURL
 from rlrep.methods.ema import cosine_momentum, make_target, update_momentum
 from rlrep.methods.heads import mlp
@@ -27,15 +32,23 @@ from rlrep.methods.memory_bank import MemoryBank
 from rlrep.methods.moco import MoCo
 from rlrep.methods.mocov3 import MoCoV3
 from rlrep.methods.nnclr import NNCLR
+from rlrep.methods.sac_ae import SACAE
+from rlrep.methods.spr import SPR
 from rlrep.methods.swav import SwAV
 from rlrep.methods.symmetric import BarlowTwins, SimCLR, VICReg
+from rlrep.methods.temporal import TemporalMethod
 
 __all__ = [
+    "ATC",
     "BYOL",
+    "CPC",
     "CURL",
     "METHODS",
     "MULTI_VIEW",
     "NNCLR",
+    "SACAE",
+    "SPR",
+    "TEMPORAL",
     "AuxOutput",
     "BarlowTwins",
     "MemoryBank",
@@ -45,6 +58,7 @@ __all__ = [
     "SimCLR",
     "SimSiam",
     "SwAV",
+    "TemporalMethod",
     "VICReg",
     "contrastive_metrics",
     "cosine_momentum",
@@ -69,10 +83,19 @@ METHODS: dict[str, type[Method]] = {
     "nnclr": NNCLR,
     "moco_v3": MoCoV3,
     "memory_bank": MemoryBank,
+    "atc": ATC,
+    "spr": SPR,
+    "cpc": CPC,
+    "sac_ae": SACAE,
 }
 
 #: Names of the methods that take more than two views (multi-crop).
 MULTI_VIEW: tuple[str, ...] = tuple(name for name, cls in METHODS.items() if cls.multi_view)
+
+#: Names of the methods that learn from windows of time (:class:`TemporalMethod`).
+TEMPORAL: tuple[str, ...] = tuple(
+    name for name, cls in METHODS.items() if issubclass(cls, TemporalMethod)
+)
 
 
 def make(name: str, encoder: nn.Module, **kwargs: Any) -> Method:

@@ -17,7 +17,8 @@ This is the only part of rlrep that knows SB3's internals.
 """
 
 from rlrep.sb3.buffer import FrameStackReplayBuffer, SequenceSamples
-from rlrep.sb3.extractor import RepresentationExtractor, check_image_space
+from rlrep.sb3.checks import check_image_space
+from rlrep.sb3.extractor import RepresentationExtractor
 from rlrep.sb3.kwargs import policy_kwargs
 from rlrep.sb3.shared import DetachedFeatures, SharedEncoderSACPolicy, SharedEncoderTD3Policy
 

@@ -19,6 +19,12 @@ extractor's encoder then, explicitly:
 So the stock SAC ``CnnPolicy``, whose critic runs its extractor twice per gradient step (critic
 loss, then actor loss), computes each auxiliary loss once per optimiser step.
 
+Methods that learn from time (:data:`rlrep.methods.TEMPORAL`) get the windows that start at the
+batch SB3 just sampled: :class:`~rlrep.sb3.FrameStackReplayBuffer` records the slots of each
+sample and gives ``obs_t … obs_{t+L}`` with the actions between them
+(:meth:`~rlrep.sb3.FrameStackReplayBuffer.get_sequences`). With a ``decoupled`` extractor the
+RL losses read detached features and the auxiliary loss backpropagates into the encoder directly.
+
 SB3 gives a policy no reference to its algorithm or logger: :func:`find_algorithm` finds the
 algorithm once, at an extractor's first training forward, as the ``self`` of the SB3 method on the
 call stack (``train()``) whose policy holds the extractor.
@@ -35,6 +41,8 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from rlrep.augment.base import pixel_range_checked
+from rlrep.methods.base import AuxOutput
+from rlrep.sb3.buffer import FrameStackReplayBuffer
 
 if TYPE_CHECKING:
     from rlrep.sb3.extractor import RepresentationExtractor
@@ -88,6 +96,7 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
     ]
     owned = []  # (extractor, its optimiser); target networks are in none
     for extractor in extractors:
+        extractor.set_action_space(algorithm.action_space)  # for methods conditioned on actions
         first = next(extractor.encoder.parameters())
         owner = next(
             (o for o in optimizers for g in o.param_groups for p in g["params"] if p is first),
@@ -153,21 +162,22 @@ class AuxBinding:
         for p in self.heads:
             p.grad = None
         record = self.extractor.pop_record()
+        self._hook_fired = None
         if record is None:
-            self._hook_fired = None
             return
         obs, view, features = record
-        objective, weight = self.extractor.objective, self.extractor.aux_weight
+        weight, decoupled = self.extractor.aux_weight, self.extractor.decoupled
         with pixel_range_checked():  # the extractor checked obs when it recorded them
-            if view is None:  # rl_view="deterministic": the aux loss draws two views of its own
-                (weight * objective.loss(obs).loss).backward()
+            if view is None:  # rl_view="deterministic": the aux loss draws its views itself
+                (weight * self._aux_loss(obs, None, None).loss).backward()
                 return
             # The anchor is the RL view's features, cut from their graph: the aux loss's gradient
             # at them joins the RL loss's in the one backward through the encoder (hook below).
-            anchor = features.detach().requires_grad_()
-            index = self._replay_slots(obs) if objective.method.needs_index else None
-            aux = objective.loss(obs, view_a=view, features_a=anchor, index=index)
-            (weight * aux.loss).backward()
+            # Decoupled, the RL loss does not reach the encoder: the aux loss goes through it.
+            anchor = features if decoupled else features.detach().requires_grad_()
+            (weight * self._aux_loss(obs, view, anchor).loss).backward()
+            if decoupled:
+                return
         fired = self._hook_fired = [anchor.grad is None]
         if anchor.grad is not None:
             extra = anchor.grad
@@ -177,6 +187,59 @@ class AuxBinding:
                 return grad + extra
 
             features.register_hook(add_aux_gradient)
+
+    def _aux_loss(
+        self, obs: torch.Tensor, view: torch.Tensor | None, anchor: torch.Tensor | None
+    ) -> AuxOutput:
+        """The objective's loss on the recorded batch (the RL view and its features as anchor,
+        when given): two views, a memory bank's rows, or the replay windows of a temporal
+        method."""
+        objective = self.extractor.objective
+        if objective.temporal:
+            windows, actions, valid = self._windows(obs)
+            return objective.sequence_loss(
+                windows, actions, valid, view_first=view, features_first=anchor
+            )
+        index = self._replay_slots(obs) if objective.method.needs_index else None
+        if view is None:
+            return objective.loss(obs, index=index)
+        return objective.loss(obs, view_a=view, features_a=anchor, index=index)
+
+    def _windows(
+        self, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(windows, actions, valid)`` of the batch ``obs`` came from: the replay buffer's
+        windows of ``horizon`` transitions that start at the slots of its last sample (just
+        ``obs`` for a window of one, SAC-AE's)."""
+        method = self.extractor.objective.method
+        if method.horizon == 0:
+            return obs[:, None], None, None
+        name = type(method).__name__
+        algorithm = self._algorithm()
+        buffer = getattr(algorithm, "replay_buffer", None)
+        slots = getattr(buffer, "last_sample_slots", None)
+        if not isinstance(buffer, FrameStackReplayBuffer) or slots is None:
+            raise ValueError(
+                f"{name} learns from windows of {method.horizon + 1} consecutive observations of "
+                "the replay buffer: train an off-policy algorithm (SAC, TD3, DQN) with "
+                "replay_buffer_class=rlrep.sb3.FrameStackReplayBuffer (SB3's buffers give "
+                "single transitions only)"
+            )
+        if slots.shape[0] != obs.shape[0]:
+            raise ValueError(
+                f"{name}: the replay buffer's last sample has {slots.shape[0]} transitions but "
+                f"the batch {obs.shape[0]}; the windows must start at the batch SB3 trains on"
+            )
+        slots = slots.numpy()
+        seq = buffer.get_sequences(slots // buffer.n_envs, slots % buffer.n_envs, method.horizon)
+        first = seq.observations[:, 0].to(obs.device)
+        scaled = first if obs.dtype == torch.uint8 else first.to(obs.dtype) / 255.0
+        if not torch.allclose(scaled, obs, atol=1e-6):  # one sync per step: a guard worth it
+            raise RuntimeError(
+                f"{name}: the replay windows do not start at the observations SB3 trained on; "
+                "the buffer was sampled again between SB3's sample and its update"
+            )
+        return seq.observations.to(obs.device), seq.actions, seq.valid
 
     def _replay_slots(self, obs: torch.Tensor) -> torch.Tensor:
         """The replay slots of the batch ``obs`` came from (``FrameStackReplayBuffer`` records

@@ -315,17 +315,23 @@ class FrameStackReplayBuffer(ReplayBuffer):
         return self.get_sequences((oldest + offsets) % self.buffer_size, envs, length)
 
     def get_sequences(self, starts: np.ndarray, envs: np.ndarray, length: int) -> SequenceSamples:
-        """The windows of ``length`` transitions from rows ``starts`` ``(B,)`` of envs ``envs``
-        ``(B,)`` (each start needs ``length − 1`` stored successors; not checked here)."""
+        """The windows of ``length`` transitions from stored rows ``starts`` ``(B,)`` of envs
+        ``envs`` ``(B,)``, e.g. the rows of the last :meth:`sample` (:attr:`last_sample_slots`
+        ``= row · n_envs + env``). Transitions not stored yet (past the newest row) are masked
+        like those of a later episode."""
         self._check_length(length)
         b = len(starts)
         rows = (starts[:, None] + np.arange(length)) % self.buffer_size  # (B, K)
         env = envs[:, None]
         ended = self.dones[rows, env] > 0
         # Transition t+j (and its next_obs, obs_{t+j+1}) is in obs_t's episode when none of the
-        # transitions before it in the window ended one.
-        alive = np.cumsum(ended[:, :-1], 1) == 0
-        valid = np.concatenate([np.ones((b, 2), bool), alive], 1)
+        # transitions before it in the window ended one, and it is stored: at most
+        # ``successors`` rows follow t before the write position.
+        newest = (self.pos - 1) % self.buffer_size
+        successors = (newest - starts) % self.buffer_size
+        stored = np.arange(1, length)[None] <= successors[:, None]
+        alive = (np.cumsum(ended[:, :-1], 1) == 0) & stored
+        valid = np.concatenate([np.ones((b, 2), bool), np.minimum.accumulate(alive, 1)], 1)
         ids = np.concatenate(  # obs_t, then each transition's next_obs: (B, K + 1, k)
             [self.frame_ids[starts, envs, None, : self.k], self.frame_ids[rows, env, 1:]], 1
         )

@@ -9,13 +9,11 @@ per optimiser step, takes the EMA step and logs the metrics (see there).
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
-from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 import rlrep.augment as augment_lib
@@ -30,60 +28,10 @@ from rlrep.augment.base import (
 from rlrep.checkpoint import read_pretrained
 from rlrep.objective import AuxObjective
 from rlrep.sb3.binding import AuxBinding, bind_policy, find_algorithm, warn_unbound
+from rlrep.sb3.checks import NORMALIZE_IMAGES_FIX, check_aux_weight, check_image_space
 from rlrep.sb3.frames import check_frame_channels_of_env
 
-__all__ = ["RepresentationExtractor", "check_aux_weight", "check_image_space"]
-
-#: The fix named when the extractor gets float pixels outside [0, 1].
-NORMALIZE_IMAGES_FIX = (
-    "SB3 passes raw 0–255 floats when the policy has normalize_images=False: keep SB3's default "
-    "normalize_images=True with rlrep's extractor (calling it directly: divide by 255 or pass uint8)"
-)
-
-
-def check_aux_weight(aux_weight: float | None, method: str | None = None) -> float | None:
-    """``aux_weight`` as a float, or ``ValueError`` unless it is a finite number >= 0; ``None``
-    (the default) gives ``method``'s ``default_aux_weight`` (``None`` without a method)."""
-    if aux_weight is None:
-        known = method in method_lib.METHODS
-        return method_lib.METHODS[method].default_aux_weight if known else None
-    real = isinstance(aux_weight, numbers.Real) and not isinstance(aux_weight, bool)
-    if not (real and math.isfinite(aux_weight) and aux_weight >= 0):
-        raise ValueError(
-            f"aux_weight must be a finite number >= 0, got {aux_weight!r}; pass e.g. "
-            "aux_weight=1.0 (0 turns the auxiliary loss off: augmentation only)"
-        )
-    return float(aux_weight)
-
-
-def check_image_space(observation_space: gym.Space) -> tuple[int, int, int]:
-    """``(C, H, W)`` of a uint8 channel-first image space, or ``ValueError`` saying what is wrong."""
-    if isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 4:
-        raise ValueError(
-            f"observation space {observation_space.shape} is 4-D, as gymnasium's "
-            "FrameStackObservation makes it (frames on a new first axis); rlrep needs the frames "
-            "stacked along channels, (k·C, H, W): stack with SB3's VecFrameStack "
-            "(channels_order='first', after VecTransposeImage for (H, W, C) frames) or build "
-            "rlrep's envs with frame_stack=k"
-        )
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 3:
-        raise ValueError(
-            f"rlrep.sb3 needs image observations (a Box of shape (C, H, W)), got {observation_space}; "
-            "for dict observations or state vectors use SB3's own extractors"
-        )
-    c, h, w = observation_space.shape
-    if w < c and w < h:
-        raise ValueError(
-            f"observation space {observation_space.shape} looks channels-last (H, W, C); rlrep needs "
-            "(C, H, W): wrap the env with VecTransposeImage or build it channel-first"
-        )
-    if not is_image_space(observation_space, check_channels=False):
-        raise ValueError(
-            f"rlrep.sb3 needs uint8 pixel observations in [0, 255], got dtype "
-            f"{observation_space.dtype}, bounds [{observation_space.low.min()}, "
-            f"{observation_space.high.max()}]"
-        )
-    return int(c), int(h), int(w)
+__all__ = ["RepresentationExtractor"]
 
 
 class RepresentationExtractor(BaseFeaturesExtractor):
@@ -97,7 +45,10 @@ class RepresentationExtractor(BaseFeaturesExtractor):
       of the deterministic view (``"deterministic"``); when gradients are on and there is a
       ``method`` with ``aux_weight > 0``, the forward is recorded for the auxiliary loss, which
       the SB3 optimiser stepping this encoder adds once per step (:mod:`rlrep.sb3.binding`; the
-      RL view is the anchor, a second random view the positive).
+      RL view is the anchor, a second random view the positive; for the methods in
+      :data:`rlrep.methods.TEMPORAL`, the replay buffer's windows that start at that batch).
+      With ``decoupled=True`` the features go to the RL heads detached: the encoder learns
+      from the auxiliary loss alone (ATC's decoupled setting, Stooke et al. 2021).
     - evaluation mode (``predict``, rollouts, SB3's target networks, which SB3 keeps in eval
       mode): features of the deterministic view (center crop), no auxiliary loss.
 
@@ -115,7 +66,9 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         :func:`rlrep.checkpoint.read_pretrained`): its encoder (name, options, weights) replaces
         ``encoder``/``encoder_kwargs``; views must have the shape it was trained on.
     :param freeze: keep the pretrained encoder fixed (no gradient, eval mode); the RL heads
-        learn on its features (ATC-style decoupled representation learning).
+        learn on its features (a representation trained beforehand).
+    :param decoupled: the RL losses read the features detached, so the encoder is trained by
+        the auxiliary ``method`` alone, online from the replay data (ATC's decoupled setting).
     :param rank_every: log the effective rank of the RL view's features every ``rank_every``
         auxiliary steps (an SVD; a collapse alarm), ``0`` for never.
     :param frame_channels: channels per stacked frame, 3 (RGB) or 1 (grayscale, e.g. Atari);
@@ -139,6 +92,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         freeze: bool = False,
         rank_every: int = 100,
         frame_channels: int | None = None,
+        decoupled: bool = False,
     ) -> None:
         c, h, w = check_image_space(observation_space)
         frame_channels = check_frame_channels(
@@ -152,6 +106,12 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         if freeze and method is not None:
             raise ValueError(
                 f"freeze=True leaves nothing for method={method!r} to train; pass method=None"
+            )
+        if decoupled and (method is None or not aux_weight):
+            raise ValueError(
+                "decoupled=True trains the encoder by the auxiliary loss alone: pass a method "
+                "(e.g. method='atc') with aux_weight > 0; a fixed encoder is pretrained=..., "
+                "freeze=True"
             )
         checkpoint = None if pretrained is None else read_pretrained(pretrained)
         if checkpoint is not None:
@@ -189,7 +149,10 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             net.load_state_dict(checkpoint["encoder"])
         if method is not None:  # the objective is built later: check its options now
             try:
-                inspect.signature(method_lib.METHODS[method]).bind(net, **(method_kwargs or {}))
+                cls = method_lib.METHODS[method]
+                signature = inspect.signature(cls)  # action methods learn the actions later
+                bind = signature.bind_partial if _needs_actions(cls) else signature.bind
+                bind(net, **(method_kwargs or {}))
             except (KeyError, TypeError) as error:
                 raise ValueError(
                     f"method={method!r} with method_kwargs={method_kwargs!r}: {error}; valid "
@@ -203,6 +166,8 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self.view_shape = tuple(view_shape)
         self.frame_channels = frame_channels
         self.aux_weight, self.rl_view = float(aux_weight), rl_view
+        self.decoupled = decoupled
+        self.action_space: gym.Space | None = None  # the algorithm's, set by the binding
         # The objective (heads, momentum targets, metrics) is deliberately *not* a submodule:
         # SB3 builds its target networks with this same constructor, loads the online state into
         # them and polyak-averages ``zip(online.parameters(), target.parameters())``, so a
@@ -236,8 +201,36 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             self._objective.append(self._build_objective())
         return self._objective[0] if self._objective else None
 
+    @property
+    def can_build_objective(self) -> bool:
+        """Whether the objective is built or can be: a method conditioned on actions (SPR) waits
+        for the algorithm's action space (:meth:`set_action_space`) or ``action_dim``."""
+        if self._objective or self._objective_spec is None:
+            return True
+        name, kwargs = self._objective_spec[:2]
+        needs = _needs_actions(method_lib.METHODS[name]) and "action_dim" not in kwargs
+        return not needs or self.action_space is not None
+
+    def set_action_space(self, action_space: gym.Space) -> None:
+        """The algorithm's action space, for methods conditioned on actions (SPR): their
+        ``action_dim`` and ``discrete_actions`` unless given in ``method_kwargs``."""
+        self.action_space = action_space
+
     def _build_objective(self) -> AuxObjective:
         name, kwargs, rank_every, rng_state = self._objective_spec
+        kwargs = dict(kwargs)
+        if _needs_actions(method_lib.METHODS[name]) and "action_dim" not in kwargs:
+            if self.action_space is None:
+                raise ValueError(
+                    f"method {name!r} is conditioned on actions: the extractor learns the "
+                    "action space when an SB3 algorithm first trains it; outside one, pass "
+                    "method_kwargs={'action_dim': ..., 'discrete_actions': ...}"
+                )
+            discrete = isinstance(self.action_space, gym.spaces.Discrete)
+            kwargs.setdefault("discrete_actions", discrete)
+            kwargs["action_dim"] = (
+                int(self.action_space.n) if discrete else int(np.prod(self.action_space.shape))
+            )
         self._objective_spec = None
         with torch.random.fork_rng(devices=[]):
             torch.random.set_rng_state(rng_state)
@@ -280,6 +273,8 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         without an objective."""
         if not self._objective and self._pending_state is not None:
             return self._pending_state  # loaded, not built yet (e.g. SB3's target networks)
+        if not self.can_build_objective:
+            return {}  # waits for the action space: nothing trained yet
         objective = self.objective
         if objective is None:
             return {}
@@ -354,7 +349,9 @@ class RepresentationExtractor(BaseFeaturesExtractor):
                 self._attach()
             if self.has_objective and self.aux_weight > 0:
                 self._remember(observations, view, features)
-        return features
+        # Decoupled: the RL losses see the features without their graph; the auxiliary loss
+        # trains the encoder through the recorded ones (rlrep.sb3.binding).
+        return features.detach() if self.decoupled else features
 
     def _attach(self) -> None:
         """At the first training forward inside an SB3 algorithm's ``train()``: check the frame
@@ -381,3 +378,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         """The last training forward (observations, RL view or ``None``, features), then forget it."""
         record, self._record = self._record, None
         return record
+
+
+def _needs_actions(cls: type) -> bool:
+    return issubclass(cls, method_lib.TemporalMethod) and cls.needs_actions

@@ -11,7 +11,8 @@ import torch
 import rlrep.augment as augment_lib
 import rlrep.encoders as encoder_lib
 import rlrep.methods as method_lib
-from rlrep.sb3.extractor import RepresentationExtractor, check_aux_weight
+from rlrep.sb3.checks import check_aux_weight
+from rlrep.sb3.extractor import RepresentationExtractor
 
 __all__ = ["policy_kwargs"]
 
@@ -30,6 +31,7 @@ def policy_kwargs(
     freeze: bool = False,
     rank_every: int = 100,
     frame_channels: int | None = None,
+    decoupled: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3's SAC, TD3, DQN, PPO and A2C (``"CnnPolicy"``) that train an
@@ -37,8 +39,10 @@ def policy_kwargs(
 
     ``SAC("CnnPolicy", env, policy_kwargs=policy_kwargs(method="curl", augmentation="crop"))``
 
-    :param method: ``curl``, ``simclr``, ``moco``, ``byol``, ``simsiam``, ``barlow_twins``,
-        ``vicreg``, or ``None`` for augmentation only (RAD / DrQ style).
+    :param method: a name in :data:`rlrep.methods.METHODS` (``curl``, ``simclr``, ``byol``, …),
+        or ``None`` for augmentation only (RAD / DrQ style). The methods that learn from time
+        (:data:`rlrep.methods.TEMPORAL`: ``atc``, ``cpc``, ``spr``) read windows of the replay
+        buffer: SAC, TD3 or DQN with ``replay_buffer_class=rlrep.sb3.FrameStackReplayBuffer``.
     :param augmentation: an :func:`rlrep.augment.make` spec, e.g. ``"crop"``, ``"shift"``,
         ``"crop+color_jitter"``; ``None`` for none; or a kornia augmentation module, applied per
         stacked frame (``augmentation_kwargs={"eval_view": "center_crop"}`` for crops).
@@ -62,6 +66,9 @@ def policy_kwargs(
         default: 3 when the observation's C is a multiple of 3, else 1 (SB3's Atari stacks of 4
         frames: 1). Colour augmentations refuse grayscale frames; a value the env contradicts
         (its ``VecFrameStack``) is refused at the first update, naming this option.
+    :param decoupled: the RL losses read the encoder's features detached, so only the
+        auxiliary method trains it (ATC's decoupled setting, Stooke et al. 2021); with
+        :class:`~rlrep.sb3.SharedEncoderSACPolicy`, actor and critic share that encoder.
     :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
     :raises ValueError: unknown method, augmentation or encoder, ``aux_weight`` not finite or
         negative, ``normalize_images=False`` (the extractor needs SB3's [0, 1] scaling); image
@@ -77,6 +84,11 @@ def policy_kwargs(
     if method is not None and method not in method_lib.METHODS:
         raise ValueError(
             f"unknown method {method!r}; valid: {', '.join(method_lib.METHODS)} or None"
+        )
+    if decoupled and method is None:
+        raise ValueError(
+            "decoupled=True trains the encoder by the auxiliary loss alone: pass a method "
+            "(e.g. method='atc')"
         )
     if encoder not in encoder_lib.ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(encoder_lib.ENCODERS)}")
@@ -108,6 +120,7 @@ def policy_kwargs(
             "freeze": freeze,
             "rank_every": rank_every,
             "frame_channels": frame_channels,
+            "decoupled": decoupled,
         },
         **extra,
     }

@@ -29,7 +29,8 @@ from stable_baselines3.td3.policies import TD3Policy
 
 from rlrep.augment.base import check_pixel_range, pixel_range_checked
 from rlrep.encoders import PixelEncoder, PixelHead, delta_orthogonal_init_
-from rlrep.sb3.extractor import NORMALIZE_IMAGES_FIX, RepresentationExtractor
+from rlrep.sb3.checks import NORMALIZE_IMAGES_FIX
+from rlrep.sb3.extractor import RepresentationExtractor
 
 __all__ = ["DetachedFeatures", "SharedEncoderSACPolicy", "SharedEncoderTD3Policy"]
 

@@ -1,0 +1,64 @@
+"""Argument checks of the SB3 plug-in: the observation space, ``aux_weight``, the pixel scale."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import gymnasium as gym
+from stable_baselines3.common.preprocessing import is_image_space
+
+import rlrep.methods as method_lib
+
+__all__ = ["NORMALIZE_IMAGES_FIX", "check_aux_weight", "check_image_space"]
+
+#: The fix named when the extractor gets float pixels outside [0, 1].
+NORMALIZE_IMAGES_FIX = (
+    "SB3 passes raw 0–255 floats when the policy has normalize_images=False: keep SB3's default "
+    "normalize_images=True with rlrep's extractor (calling it directly: divide by 255 or pass uint8)"
+)
+
+
+def check_aux_weight(aux_weight: float | None, method: str | None = None) -> float | None:
+    """``aux_weight`` as a float, or ``ValueError`` unless it is a finite number >= 0; ``None``
+    (the default) gives ``method``'s ``default_aux_weight`` (``None`` without a method)."""
+    if aux_weight is None:
+        known = method in method_lib.METHODS
+        return method_lib.METHODS[method].default_aux_weight if known else None
+    real = isinstance(aux_weight, numbers.Real) and not isinstance(aux_weight, bool)
+    if not (real and math.isfinite(aux_weight) and aux_weight >= 0):
+        raise ValueError(
+            f"aux_weight must be a finite number >= 0, got {aux_weight!r}; pass e.g. "
+            "aux_weight=1.0 (0 turns the auxiliary loss off: augmentation only)"
+        )
+    return float(aux_weight)
+
+
+def check_image_space(observation_space: gym.Space) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a uint8 channel-first image space, or ``ValueError`` saying what is wrong."""
+    if isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 4:
+        raise ValueError(
+            f"observation space {observation_space.shape} is 4-D, as gymnasium's "
+            "FrameStackObservation makes it (frames on a new first axis); rlrep needs the frames "
+            "stacked along channels, (k·C, H, W): stack with SB3's VecFrameStack "
+            "(channels_order='first', after VecTransposeImage for (H, W, C) frames) or build "
+            "rlrep's envs with frame_stack=k"
+        )
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 3:
+        raise ValueError(
+            f"rlrep.sb3 needs image observations (a Box of shape (C, H, W)), got {observation_space}; "
+            "for dict observations or state vectors use SB3's own extractors"
+        )
+    c, h, w = observation_space.shape
+    if w < c and w < h:
+        raise ValueError(
+            f"observation space {observation_space.shape} looks channels-last (H, W, C); rlrep needs "
+            "(C, H, W): wrap the env with VecTransposeImage or build it channel-first"
+        )
+    if not is_image_space(observation_space, check_channels=False):
+        raise ValueError(
+            f"rlrep.sb3 needs uint8 pixel observations in [0, 255], got dtype "
+            f"{observation_space.dtype}, bounds [{observation_space.low.min()}, "
+            f"{observation_space.high.max()}]"
+        )
+    return int(c), int(h), int(w)
