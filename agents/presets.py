@@ -1,8 +1,9 @@
-"""Agent presets as data: CURL-SAC's hyperparameters (Laskin et al. 2020, Table 3) per task.
+"""Agent presets as data: the hyperparameters of CURL-SAC (Laskin et al. 2020, Table 3), DrQ
+(Kostrikov, Yarats & Fergus 2020) and DrQ-v2 (Yarats et al. 2021), per task.
 
-One table of values, resolved per task by :func:`curl_sac_config`; code lives in
-:mod:`rlrep.agents.curl_sac`. Where the paper and the reference code (MishaLaskin/curl) differ, the
-choice and the alternative are noted next to the value.
+One table of values per agent, resolved per task by :func:`config_for`; code lives in
+:mod:`rlrep.agents.curl_sac`, :mod:`rlrep.agents.drq` and :mod:`rlrep.agents.drqv2`. Where a paper
+and its reference code differ, the choice and the alternative are noted next to the value.
 """
 
 from __future__ import annotations
@@ -11,7 +12,58 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-__all__ = ["CURL_SAC", "PPO_AUX", "CURLSACConfig", "curl_sac_config"]
+from rlrep.envs.tasks import SYNTHETIC_TASK
+
+__all__ = [
+    "ATC_SAC",
+    "CURL_SAC",
+    "DRQ",
+    "DRQ_V2",
+    "PPO_AUX",
+    "ATCSACConfig",
+    "CURLSACConfig",
+    "DrQConfig",
+    "DrQV2Config",
+    "config_for",
+    "curl_sac_config",
+]
+
+
+def check_options(config: Any, label: str, positive: tuple[str, ...]) -> None:
+    """``ValueError`` naming the option unless every field has its default's type (ints not
+    bools, finite floats), the ``positive`` ones are > 0 and ``action_repeat`` and
+    ``channels_last`` are of their kinds or ``None``."""
+    for f in fields(config):
+        value, default = getattr(config, f.name), f.default
+        if isinstance(default, (bool, int)):
+            ok = isinstance(value, type(default)) and not (
+                isinstance(value, bool) and not isinstance(default, bool)
+            )
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value)
+        else:
+            continue
+        if not ok:
+            kind = type(default).__name__
+            raise ValueError(f"{label} option {f.name} must be a finite {kind}, got {value!r}")
+    channels_last = getattr(config, "channels_last", None)
+    if channels_last is not None and not isinstance(channels_last, bool):
+        raise ValueError(
+            f"{label} option channels_last must be True, False or None, got {channels_last!r}"
+        )
+    repeat = config.action_repeat
+    if repeat is not None and not (isinstance(repeat, int) and not isinstance(repeat, bool)):
+        raise ValueError(f"{label} option action_repeat must be an int or None, got {repeat!r}")
+    for name in positive:
+        if getattr(config, name) is not None and getattr(config, name) <= 0:
+            raise ValueError(f"{label} option {name} must be > 0, got {getattr(config, name)}")
+
+
+def _check(label: str, checks: tuple[tuple[bool, str], ...]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(f"{label} option {message}")
 
 
 @dataclass(frozen=True)
@@ -52,33 +104,8 @@ class CURLSACConfig:
     channels_last: bool | None = None
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value, default = getattr(self, f.name), f.default
-            if isinstance(default, (bool, int)):
-                ok = isinstance(value, type(default)) and not (
-                    isinstance(value, bool) and not isinstance(default, bool)
-                )
-            elif isinstance(default, float):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                ok = ok and math.isfinite(value)
-            else:
-                continue
-            if not ok:
-                kind = type(default).__name__
-                raise ValueError(f"CURL-SAC option {f.name} must be a finite {kind}, got {value!r}")
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise ValueError(
-                f"CURL-SAC option channels_last must be True, False or None, got {self.channels_last!r}"
-            )
-        repeat = self.action_repeat
-        if repeat is not None and not (isinstance(repeat, int) and not isinstance(repeat, bool)):
-            raise ValueError(
-                f"CURL-SAC option action_repeat must be an int or None, got {repeat!r}"
-            )
-        for name in _POSITIVE:
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"CURL-SAC option {name} must be > 0, got {getattr(self, name)}")
-        checks = (
+        check_options(self, "CURL-SAC", _POSITIVE)
+        _check("CURL-SAC", (
             (self.batch_size >= 2, f"batch_size {self.batch_size} < 2 (CURL needs negatives)"),
             (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
             (0 <= self.gamma <= 1, f"gamma {self.gamma} is outside [0, 1]"),
@@ -86,10 +113,7 @@ class CURLSACConfig:
             (0 < self.encoder_tau <= 1, f"encoder_tau {self.encoder_tau} is outside (0, 1]"),
             (0 <= self.alpha_beta1 < 1, f"alpha_beta1 {self.alpha_beta1} is outside [0, 1)"),
             (self.crop_size <= self.image_size, f"crop_size {self.crop_size} > image_size"),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"CURL-SAC option {message}")
+        ))  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,16 +131,224 @@ CURL_SAC = CURLSACConfig()
 _CURL_TASKS: dict[str, dict[str, Any]] = {"cheetah-run": {"lr": 2e-4}}
 
 
+@dataclass(frozen=True)
+class DrQConfig:
+    """DrQ hyperparameters (Kostrikov, Yarats & Fergus 2020; denisyarats/drq ``config.yaml``).
+    Step counts are agent steps."""
+
+    # None: the per-task value of PlaNet's benchmark, which CURL's Table 3 shares (env default).
+    action_repeat: int | None = None
+    image_size: int = 84  # rendered and seen: the shift pads by 4 and crops back to 84
+    pad: int = 4
+    frame_stack: int = 3
+    buffer_size: int = 100_000
+    initial_steps: int = 1000  # num_seed_steps
+    # Paper and the code's comment: 512 ("please use 512 to reproduce"); config default 128.
+    batch_size: int = 512
+    hidden_dim: int = 1024
+    features_dim: int = 50
+    num_filters: int = 32
+    num_layers: int = 4
+    encoder_tanh: bool = True  # DrQ's encoder ends in tanh (output_logits=False)
+    lr: float = 1e-3  # actor, critic (with the encoder)
+    alpha_lr: float = 1e-3  # DrQ steps log α with the same lr and Adam's default betas
+    alpha_beta1: float = 0.9
+    init_temperature: float = 0.1
+    gamma: float = 0.99
+    critic_tau: float = 0.01  # the whole critic, encoder included
+    actor_update_freq: int = 2
+    target_update_freq: int = 2
+    target_views: int = 2  # K: the target averaged over K augmentations of next_obs
+    critic_views: int = 2  # M: the critic loss summed over M augmentations of obs
+    channels_last: bool | None = None  # as CURL-SAC's
+
+    def __post_init__(self) -> None:
+        check_options(self, "DrQ", _DRQ_POSITIVE)
+        _check("DrQ", (
+            (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
+            (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
+            (self.pad >= 0, f"pad {self.pad} < 0"),
+            (0 <= self.gamma <= 1, f"gamma {self.gamma} is outside [0, 1]"),
+            (0 < self.critic_tau <= 1, f"critic_tau {self.critic_tau} is outside (0, 1]"),
+            (0 <= self.alpha_beta1 < 1, f"alpha_beta1 {self.alpha_beta1} is outside [0, 1)"),
+        ))  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_DRQ_POSITIVE = ("action_repeat", "image_size", "frame_stack", "buffer_size", "hidden_dim",
+                 "features_dim", "num_filters", "num_layers", "lr", "alpha_lr",
+                 "init_temperature", "actor_update_freq", "target_update_freq", "target_views",
+                 "critic_views")  # fmt: skip
+
+DRQ = DrQConfig()
+
+
+@dataclass(frozen=True)
+class DrQV2Config:
+    """DrQ-v2 hyperparameters (Yarats, Fergus, Lazaric & Pinto 2021; facebookresearch/drqv2
+    ``cfgs/config.yaml`` and ``cfgs/task/*.yaml``). Step counts are agent steps."""
+
+    action_repeat: int = 2
+    image_size: int = 84
+    pad: int = 4
+    frame_stack: int = 3
+    # The code's 1M; the replay stores each frame once (~21 KB per transition at 9×84×84), so
+    # 1M needs ~22 GB of host (or GPU) memory: pass buffer_size=100_000 on smaller machines.
+    buffer_size: int = 1_000_000
+    initial_steps: int = 2000  # num_seed_frames 4000 at action repeat 2: uniform actions
+    batch_size: int = 256
+    n_step: int = 3
+    hidden_dim: int = 1024
+    features_dim: int = 50
+    num_filters: int = 32
+    num_layers: int = 4
+    lr: float = 1e-4  # encoder, actor, critic
+    gamma: float = 0.99
+    critic_tau: float = 0.01  # the critic's trunk and Q heads (there is no target encoder)
+    update_every: int = 2  # one update every 2 agent steps
+    # Exploration σ, linear from std_start to std_end over std_steps agent steps ('medium'
+    # tasks: 500k; 'easy' ones 100k, per task below), also the target policy's noise.
+    std_start: float = 1.0
+    std_end: float = 0.1
+    std_steps: int = 500_000
+    std_clip: float = 0.3  # the target's and the actor loss's noise is clipped to ±0.3
+    channels_last: bool | None = None  # as CURL-SAC's
+
+    def __post_init__(self) -> None:
+        check_options(self, "DrQ-v2", _DRQV2_POSITIVE)
+        _check("DrQ-v2", (
+            (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
+            (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
+            (self.pad >= 0, f"pad {self.pad} < 0"),
+            (0 <= self.gamma <= 1, f"gamma {self.gamma} is outside [0, 1]"),
+            (0 < self.critic_tau <= 1, f"critic_tau {self.critic_tau} is outside (0, 1]"),
+            (self.std_start >= 0 and self.std_end >= 0, "std_start / std_end must be >= 0"),
+        ))  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_DRQV2_POSITIVE = ("action_repeat", "image_size", "frame_stack", "buffer_size", "n_step",
+                   "hidden_dim", "features_dim", "num_filters", "num_layers", "lr",
+                   "update_every", "std_steps", "std_clip")  # fmt: skip
+
+DRQ_V2 = DrQV2Config()
+
+# DrQ-v2's 'easy' tasks anneal σ over 100k agent steps (cfgs/task/easy.yaml).
+_DRQV2_EASY = ("cartpole-balance", "cartpole-balance_sparse", "cartpole-swingup",
+               "ball_in_cup-catch", "finger-spin", "hopper-stand", "pendulum-swingup",
+               "walker-stand", "walker-walk", "reacher-easy", "reacher-hard")  # fmt: skip
+_DRQV2_TASKS: dict[str, dict[str, Any]] = {task: {"std_steps": 100_000} for task in _DRQV2_EASY}
+_DRQV2_TASKS[SYNTHETIC_TASK] = {"action_repeat": 1}  # one step per action
+
+
+@dataclass(frozen=True)
+class ATCSACConfig:
+    """ATC-SAC hyperparameters: SAC on an encoder trained by ATC (Stooke, Lee, Abbeel & Laskin
+    2021; astooke/rlpyt ``ul/experiments/rl_with_ul/configs/dmc_sac_with_ul.py`` and the launch
+    script of its final DMC runs). Step counts are agent steps."""
+
+    action_repeat: int | None = None  # the final runs' frame skips: PlaNet's, as CURL's table
+    image_size: int = 84
+    pad: int = 4  # random shift of RL and ATC views alike
+    frame_stack: int = 3
+    buffer_size: int = 100_000
+    initial_steps: int = 10_000  # min_steps_rl = min_steps_ul = 1e4 (random actions before)
+    batch_size: int = 256  # 512 for cheetah-run (per task below)
+    hidden_dim: int = 1024
+    features_dim: int = 50  # the RL's fc1: Linear + LayerNorm over the ATC-trained convs
+    num_filters: int = 32
+    num_layers: int = 4
+    encoder_tanh: bool = False
+    lr: float = 1e-3  # q_lr, pi_lr (2e-4 for cheetah-run)
+    alpha_lr: float = 1e-4
+    alpha_beta1: float = 0.5
+    init_temperature: float = 0.1
+    gamma: float = 0.99
+    critic_tau: float = 0.01
+    encoder_tau: float = 0.05  # the critic's target encoder
+    actor_update_freq: int = 2
+    target_update_freq: int = 2
+    # stop_rl_conv_grad: the RL losses do not train the convs; ATC alone does.
+    decoupled: bool = True
+    atc_batch_size: int = 256  # ul_batch_size, its own sample (ul_use_rl_samples=False)
+    atc_lr: float = 1e-3  # ul_learning_rate
+    # Agent steps over which atc_lr anneals to 0 by a cosine; 0: constant. The reference anneals
+    # over its runs' lengths (per task below); a fixed horizon keeps a run that is extended on
+    # resume identical to one planned that long.
+    atc_lr_steps: int = 0
+    atc_delta_t: int = 1
+    atc_latent_dim: int = 128
+    atc_hidden_dim: int = 512
+    atc_momentum: float = 0.99  # ul_target_update_tau 0.01, every update
+    atc_clip_grad_norm: float = 10.0
+    channels_last: bool | None = None  # as CURL-SAC's
+
+    def __post_init__(self) -> None:
+        check_options(self, "ATC-SAC", _ATC_POSITIVE)
+        _check("ATC-SAC", (
+            (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
+            (self.atc_batch_size >= 2, f"atc_batch_size {self.atc_batch_size} < 2 (negatives)"),
+            (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
+            (self.atc_lr_steps >= 0, f"atc_lr_steps {self.atc_lr_steps} < 0"),
+            (self.pad >= 0, f"pad {self.pad} < 0"),
+            (0 <= self.gamma <= 1, f"gamma {self.gamma} is outside [0, 1]"),
+            (0 < self.critic_tau <= 1, f"critic_tau {self.critic_tau} is outside (0, 1]"),
+            (0 < self.encoder_tau <= 1, f"encoder_tau {self.encoder_tau} is outside (0, 1]"),
+            (0 <= self.atc_momentum <= 1, f"atc_momentum {self.atc_momentum} is outside [0, 1]"),
+            (0 <= self.alpha_beta1 < 1, f"alpha_beta1 {self.alpha_beta1} is outside [0, 1)"),
+        ))  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_ATC_POSITIVE = ("action_repeat", "image_size", "frame_stack", "buffer_size", "hidden_dim",
+                 "features_dim", "num_filters", "num_layers", "lr", "alpha_lr",
+                 "init_temperature", "actor_update_freq", "target_update_freq", "atc_lr",
+                 "atc_delta_t", "atc_latent_dim", "atc_hidden_dim", "atc_clip_grad_norm")  # fmt: skip
+
+ATC_SAC = ATCSACConfig()
+# The final DMC runs (launch_dmc_sac_with_ul_final_1.py): learning rates, batches, and their
+# lengths in agent steps (10k random steps + the budget), over which ATC's lr anneals.
+_ATC_TASKS: dict[str, dict[str, Any]] = {
+    "cheetah-run": {"lr": 2e-4, "batch_size": 512, "atc_batch_size": 512, "atc_lr_steps": 260_000},
+    "ball_in_cup-catch": {"atc_lr_steps": 85_000},
+    "cartpole-swingup": {"atc_lr_steps": 47_500},
+    "walker-walk": {"atc_lr_steps": 260_000},
+    "hopper-hop": {"atc_lr_steps": 260_000},
+}
+
+#: agent → (its defaults, per-task changes, the name its messages use).
+_PRESETS: dict[str, tuple[Any, dict[str, dict[str, Any]], str]] = {
+    "curl-sac": (CURL_SAC, _CURL_TASKS, "CURL-SAC"),
+    "drq": (DRQ, {}, "DrQ"),
+    "drqv2": (DRQ_V2, _DRQV2_TASKS, "DrQ-v2"),
+    "atc-sac": (ATC_SAC, _ATC_TASKS, "ATC-SAC"),
+}
+
+
+def config_for(agent: str, task: str, **overrides: Any) -> Any:
+    """An agent's configuration for a task: its defaults, the task's row of its table, then
+    ``overrides`` (``ValueError`` naming the valid options for an unknown one)."""
+    if agent not in _PRESETS:
+        raise ValueError(f"no presets for agent {agent!r}; valid: {', '.join(_PRESETS)}")
+    defaults, tasks, label = _PRESETS[agent]
+    valid = type(defaults).__dataclass_fields__
+    unknown = set(overrides) - set(valid)
+    if unknown:
+        raise ValueError(f"unknown {label} options {sorted(unknown)}; valid: {sorted(valid)}")
+    return replace(defaults, **{**tasks.get(task, {}), **overrides})
+
+
 def curl_sac_config(task: str, **overrides: Any) -> CURLSACConfig:
     """The CURL-SAC configuration for a DMC task: defaults, the task's row of Table 3 (learning
-    rate; the action repeat is the env's), then ``overrides``. Tasks outside the table get the
-    defaults."""
-    unknown = set(overrides) - set(CURLSACConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(
-            f"unknown CURL-SAC options {sorted(unknown)}; valid: {sorted(CURLSACConfig.__dataclass_fields__)}"
-        )
-    return replace(CURL_SAC, **{**_CURL_TASKS.get(task, {}), **overrides})
+    rate; the action repeat is the env's), then ``overrides``; tasks outside the table get the
+    defaults (:func:`config_for` with ``"curl-sac"``)."""
+    return config_for("curl-sac", task, **overrides)
 
 
 #: PPO with an auxiliary loss on pixels (SB3 PPO defaults otherwise).

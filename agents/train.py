@@ -35,7 +35,7 @@ from rlrep.runs import (
 
 __all__ = ["AGENTS", "parse_frames", "train"]
 
-AGENTS = ("curl-sac", "ppo-aux")
+AGENTS = ("curl-sac", "drq", "drqv2", "atc-sac", "ppo-aux")
 
 
 def parse_frames(text: str | int) -> int:
@@ -59,11 +59,19 @@ def build_agent(
     """The model, and the :func:`rlrep.envs.make_env` arguments (all but the seed) of its env."""
     from rlrep.envs import make_env
 
-    if agent == "curl-sac":
+    if agent in ("curl-sac", "drq", "drqv2", "atc-sac"):
+        from rlrep.agents.atc_sac import ATCSAC
         from rlrep.agents.curl_sac import CURLSAC
-        from rlrep.agents.presets import curl_sac_config
+        from rlrep.agents.drq import DrQ
+        from rlrep.agents.drqv2 import DrQV2
+        from rlrep.agents.presets import config_for, curl_sac_config
 
-        cfg = curl_sac_config(task, **overrides)
+        agent_class = {"curl-sac": CURLSAC, "drq": DrQ, "drqv2": DrQV2, "atc-sac": ATCSAC}[agent]
+        cfg = (
+            curl_sac_config(task, **overrides)
+            if agent == "curl-sac"
+            else config_for(agent, task, **overrides)
+        )
         env_kwargs = {
             "image_size": cfg.image_size,
             "frame_stack": cfg.frame_stack,
@@ -71,7 +79,8 @@ def build_agent(
         }
         env = make_env(task, seed=seed, **env_kwargs)
         storage = "cuda" if device != "cpu" and _cuda() else "cpu"
-        return CURLSAC(env, cfg, seed=seed, device=device, storage_device=storage), env_kwargs
+        model = agent_class(env, cfg, seed=seed, device=device, storage_device=storage)
+        return model, env_kwargs
     if agent == "ppo-aux":
         from rlrep.agents.ppo_aux import make_ppo_aux
 

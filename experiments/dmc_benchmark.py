@@ -1,6 +1,6 @@
-"""DMControl benchmark (CURL/DrQ protocol): tasks × seeds, evaluated at 100k and 500k frames.
+"""DMControl benchmark (CURL/DrQ protocol): agents × tasks × seeds, evaluated at 100k and 500k frames.
 
-Each (task, seed) is one ``rlrep train`` process, run to the largest budget with evaluations
+Each (agent, task, seed) is one ``rlrep train`` process, run to the largest budget with evaluations
 every ``--eval-every`` frames, so the 100k and 500k scores come from the same run as in the
 papers. Runs are resumable: a finished run is skipped, an interrupted one continues from its
 checkpoint (``--resume-if-exists``). Runs go to a local process pool by default, or to Slurm through
@@ -9,8 +9,11 @@ bootstrap CIs, learning curves) is ``experiments/dmc_report.py``.
 
 Usage::
 
-    python experiments/dmc_benchmark.py --out runs/dmc --seeds 1 2 3 --workers 2
+    python experiments/dmc_benchmark.py --out runs/dmc --agents curl-sac drq drqv2 --seeds 1 2 3
     python experiments/dmc_report.py runs/dmc
+
+``--set KEY=VALUE`` sets a hyperparameter of every agent, ``--set AGENT:KEY=VALUE`` of one
+(e.g. ``drqv2:buffer_size=100000``).
 """
 
 from __future__ import annotations
@@ -76,6 +79,19 @@ def command(
     return cmd + (["--set", *extra] if extra else [])
 
 
+def settings_for(agent: str, settings: list[str]) -> list[str]:
+    """The ``KEY=VALUE`` settings for ``agent``: those without a prefix and those prefixed
+    ``agent:``."""
+    own = []
+    for setting in settings:
+        prefix, colon, rest = setting.partition(":")
+        if not colon or "=" in prefix:  # KEY=VALUE (a value may hold a colon)
+            own.append(setting)
+        elif prefix == agent:
+            own.append(rest)
+    return own
+
+
 def run_local(cmd: list[str], log: Path) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as f:
@@ -85,7 +101,7 @@ def run_local(cmd: list[str], log: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/dmc")
-    parser.add_argument("--agent", default="curl-sac")
+    parser.add_argument("--agents", nargs="+", default=["curl-sac"], metavar="AGENT")
     parser.add_argument("--tasks", nargs="+", default=list(CURL_TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument(
@@ -100,38 +116,35 @@ def main() -> None:
     parser.add_argument("--slurm-partition", default=None)
     parser.add_argument("--slurm-hours", type=float, default=24.0)
     parser.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="agent hyperparameters"
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="[AGENT:]KEY=VALUE",
+        help="hyperparameters of every agent, or of AGENT",
     )
     args = parser.parse_args()
 
-    from rlrep.agents.train import parse_frames
+    from rlrep.agents.train import AGENTS, parse_frames
+
+    unknown = [a for a in args.agents if a not in AGENTS]
+    if unknown:
+        parser.error(f"unknown agents {unknown}; valid: {', '.join(AGENTS)}")
 
     frames = parse_frames(args.frames)
     out = Path(args.out)
     jobs = []
-    for task in args.tasks:
-        for seed in args.seeds:
-            path = run_dir(out, args.agent, task, seed)
-            if finished(path, frames):
-                print(f"done     {task} seed {seed}")
-                continue
-            jobs.append(
-                (
-                    task,
-                    seed,
-                    path,
-                    command(
-                        args.agent,
-                        task,
-                        seed,
-                        frames,
-                        path,
-                        args.eval_every,
-                        args.eval_episodes,
-                        args.set,
-                    ),
-                )
-            )
+    for agent in args.agents:
+        extra = settings_for(agent, args.set)
+        for task in args.tasks:
+            for seed in args.seeds:
+                path = run_dir(out, agent, task, seed)
+                name = f"{agent} {task} seed {seed}"
+                if finished(path, frames):
+                    print(f"done     {name}")
+                    continue
+                cmd = command(agent, task, seed, frames, path, args.eval_every,
+                              args.eval_episodes, extra)  # fmt: skip
+                jobs.append((name, path, cmd))
     if not jobs:
         print("all runs finished")
         return
@@ -152,16 +165,16 @@ def main() -> None:
         print(f"submitted {len(submitted)} jobs: {[j.job_id for j in submitted]}")
         return
 
-    def launch(job) -> tuple[str, int, int]:
-        task, seed, path, cmd = job
-        print(f"start    {task} seed {seed}", flush=True)
-        return task, seed, run_local(cmd, path / "train.log")
+    def launch(job) -> tuple[str, int]:
+        name, path, cmd = job
+        print(f"start    {name}", flush=True)
+        return name, run_local(cmd, path / "train.log")
 
     with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each run is its own process
         failures = 0
-        for task, seed, code in pool.map(launch, jobs):
+        for name, code in pool.map(launch, jobs):
             print(
-                f"{'finished' if code == 0 else 'FAILED  '} {task} seed {seed}"
+                f"{'finished' if code == 0 else 'FAILED  '} {name}"
                 + ("" if code == 0 else f" (exit {code}, see train.log)"),
                 flush=True,
             )

@@ -1,15 +1,17 @@
-"""Results of a DMC benchmark folder: per-task table, aggregate IQM with bootstrap CIs, curves.
+"""Results of a DMC benchmark folder: per-task table, aggregate IQM with bootstrap CIs, curves,
+for one or several agents side by side.
 
 Reads ``<out>/<agent>/<task>/seed<N>/eval.csv`` (written by ``rlrep train``), takes each run's
 evaluation at (or just before) each budget, and writes next to ``<out>``:
 
-- ``results.csv`` and ``results.md`` — mean ± std over seeds per task and budget, with the CURL
-  paper's and DrQ's reported means side by side;
-- ``aggregate.md`` — IQM of returns/1000 over all runs with 95% stratified-bootstrap CIs
-  (rliable, Agarwal et al. 2021);
-- ``curves.png`` — learning curves (mean ± std over seeds) per task.
+- ``results.csv`` and ``results.md`` — mean ± std over seeds per agent, task and budget, with the
+  CURL paper's and DrQ's reported means side by side;
+- ``aggregate.md`` and ``iqm.png`` — IQM of returns/1000 over all runs of each agent with 95%
+  stratified-bootstrap CIs (rliable, Agarwal et al. 2021);
+- ``curves.png`` — learning curves (mean ± std over seeds) per task, one line per agent.
 
-Usage: ``python experiments/dmc_report.py runs/dmc [--budgets 100k 500k] [--agent curl-sac]``
+Usage: ``python experiments/dmc_report.py runs/dmc [--budgets 100k 500k] [--agents curl-sac drq]``
+(default: every agent folder under ``runs/dmc``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def load_runs(root: Path, agent: str) -> dict[str, dict[int, np.ndarray]]:
     return runs
 
 
+def agents_in(root: Path) -> list[str]:
+    """The agent folders under ``root`` that hold at least one run's eval.csv."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*/seed*/eval.csv")))
+
+
 def score_at(curve: np.ndarray, budget: int) -> float | None:
     """The last evaluation at or before ``budget`` frames, if the run got within 10% of it."""
     before = curve[curve[:, 0] <= budget]
@@ -83,24 +90,27 @@ def score_at(curve: np.ndarray, budget: int) -> float | None:
     return float(before[-1, 1])
 
 
-def table(runs, budgets) -> list[dict[str, object]]:
+def table(results: dict[str, dict], budgets) -> list[dict[str, object]]:
+    """One row per agent, task and budget with runs there: mean and std over seeds."""
     rows = []
-    for task in sorted(runs):
-        for budget in budgets:
-            scores = [
-                s for curve in runs[task].values() if (s := score_at(curve, budget)) is not None
-            ]
-            if not scores:
-                continue
-            rows.append({
-                "task": task,
-                "budget": budget,
-                "seeds": len(scores),
-                "mean": float(np.mean(scores)),
-                "std": float(np.std(scores)),
-                "CURL": REFERENCE["CURL"].get(budget, {}).get(task, ""),
-                "DrQ": REFERENCE["DrQ"].get(budget, {}).get(task, ""),
-            })  # fmt: skip
+    for agent, runs in results.items():
+        for task in sorted(runs):
+            for budget in budgets:
+                scores = [
+                    s for curve in runs[task].values() if (s := score_at(curve, budget)) is not None
+                ]
+                if not scores:
+                    continue
+                rows.append({
+                    "agent": agent,
+                    "task": task,
+                    "budget": budget,
+                    "seeds": len(scores),
+                    "mean": float(np.mean(scores)),
+                    "std": float(np.std(scores)),
+                    "CURL": REFERENCE["CURL"].get(budget, {}).get(task, ""),
+                    "DrQ": REFERENCE["DrQ"].get(budget, {}).get(task, ""),
+                })  # fmt: skip
     return rows
 
 
@@ -129,29 +139,34 @@ def aggregate(runs, budget: int, reps: int = 2000) -> tuple[float, float, float,
     )
 
 
-def plot(runs, path: Path) -> None:
+def plot_curves(results: dict[str, dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = sorted(runs)
+    tasks = sorted({task for runs in results.values() for task in runs})
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        curves = list(runs[task].values())
-        frames = np.unique(np.concatenate([c[:, 0] for c in curves]))
-        ys = np.array([np.interp(frames, c[:, 0], c[:, 1], right=np.nan) for c in curves])
-        mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
-        ax.plot(frames, mean, label=f"rlrep ({len(curves)} seeds)")
-        ax.fill_between(frames, mean - std, mean + std, alpha=0.25)
+        top = 0.0
+        for agent, runs in results.items():
+            if task not in runs:
+                continue
+            curves = list(runs[task].values())
+            frames = np.unique(np.concatenate([c[:, 0] for c in curves]))
+            ys = np.array([np.interp(frames, c[:, 0], c[:, 1], right=np.nan) for c in curves])
+            mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+            ax.plot(frames, mean, label=f"{agent} ({len(curves)} seeds)")
+            ax.fill_between(frames, mean - std, mean + std, alpha=0.2)
+            top = max(top, frames.max())
         for name, marker in (("CURL", "o"), ("DrQ", "s")):
             pts = [
-                (b, v[task])
-                for b, v in REFERENCE[name].items()
-                if task in v and b <= frames.max() * 1.05
+                (b, v[task]) for b, v in REFERENCE[name].items() if task in v and b <= top * 1.05
             ]
             if pts:
-                ax.scatter(*zip(*pts, strict=True), marker=marker, label=name, zorder=3)
+                ax.scatter(
+                    *zip(*pts, strict=True), marker=marker, label=f"{name} (paper)", zorder=3
+                )
         ax.set_title(task)
         ax.set_xlabel("environment frames")
         ax.set_ylabel("return")
@@ -161,10 +176,35 @@ def plot(runs, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_iqm(iqms: dict[tuple[str, int], tuple[float, float, float, int]], path: Path) -> None:
+    """IQM with its 95% CI per agent, one panel per budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = sorted({b for _, b in iqms})
+    agents = sorted({a for a, _ in iqms})
+    fig, axes = plt.subplots(1, len(budgets), figsize=(3.5 * len(budgets), 0.5 + 0.45 * len(agents)),
+                             squeeze=False)  # fmt: skip
+    for ax, budget in zip(axes[0], budgets, strict=True):
+        for y, agent in enumerate(agents):
+            if (agent, budget) in iqms:
+                iqm, lo, hi, _ = iqms[(agent, budget)]
+                ax.errorbar(iqm, y, xerr=[[iqm - lo], [hi - iqm]], fmt="o", capsize=4)
+        ax.set_yticks(range(len(agents)), agents)
+        ax.set_xlabel("IQM of return / 1000")
+        ax.set_title(f"{budget:,} frames")
+        ax.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
-    parser.add_argument("--agent", default="curl-sac")
+    parser.add_argument("--agents", nargs="+", default=None, help="default: every agent folder")
     parser.add_argument("--budgets", nargs="+", default=["100k", "500k"])
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for the report (default: root)"
@@ -175,41 +215,53 @@ def main() -> None:
     budgets = [parse_frames(b) for b in args.budgets]
     out = args.out or args.root
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(args.root, args.agent)
-    if not runs:
-        raise SystemExit(f"no runs with eval.csv under {args.root / args.agent}")
-    rows = table(runs, budgets)
+    agents = args.agents or agents_in(args.root)
+    results = {agent: runs for agent in agents if (runs := load_runs(args.root, agent))}
+    if not results:
+        raise SystemExit(f"no runs with eval.csv under {args.root} for agents {agents}")
+    rows = table(results, budgets)
     with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(
-            f, fieldnames=["task", "budget", "seeds", "mean", "std", "CURL", "DrQ"]
-        )
+        fields = ["agent", "task", "budget", "seeds", "mean", "std", "CURL", "DrQ"]
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
+    names = list(results)
     lines = [
-        "| task | frames | seeds | rlrep mean ± std | CURL (paper) | DrQ (paper) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| task | frames | "
+        + " | ".join(f"{a} mean ± std (seeds)" for a in names)
+        + " | CURL (paper) | DrQ (paper) |",
+        "| --- | --- | " + " | ".join("---" for _ in names) + " | --- | --- |",
     ]
-    lines += [
-        f"| {r['task']} | {r['budget']:,} | {r['seeds']} | {r['mean']:.0f} ± {r['std']:.0f} | {r['CURL']} | {r['DrQ']} |"
-        for r in rows
-    ]
+    cells = {(r["agent"], r["task"], r["budget"]): r for r in rows}
+    for task, budget in sorted({(r["task"], r["budget"]) for r in rows}):
+        row = [cells.get((a, task, budget)) for a in names]
+        scores = [f"{r['mean']:.0f} ± {r['std']:.0f} ({r['seeds']})" if r else "" for r in row]
+        any_row = next(r for r in row if r)
+        lines.append(f"| {task} | {budget:,} | " + " | ".join(scores)
+                     + f" | {any_row['CURL']} | {any_row['DrQ']} |")  # fmt: skip
     (out / "results.md").write_text("\n".join(lines) + "\n")
     agg = [
-        "| frames | IQM (return/1000) | 95% CI | runs per task | CURL mean | DrQ mean |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| frames | agent | IQM (return/1000) | 95% CI | runs per task | CURL mean | DrQ mean |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    iqms = {}
     for budget in budgets:
-        result = aggregate(runs, budget)
-        if result:
-            iqm, lo, hi, n = result
-            agg.append(
-                f"| {budget:,} | {iqm:.3f} | [{lo:.3f}, {hi:.3f}] | {n} | {REFERENCE_MEANS['CURL'].get(budget, '')} | {REFERENCE_MEANS['DrQ'].get(budget, '')} |"
-            )
+        for agent, runs in results.items():
+            result = aggregate(runs, budget)
+            if result:
+                iqm, lo, hi, n = iqms[(agent, budget)] = result
+                agg.append(
+                    f"| {budget:,} | {agent} | {iqm:.3f} | [{lo:.3f}, {hi:.3f}] | {n} | "
+                    f"{REFERENCE_MEANS['CURL'].get(budget, '')} | {REFERENCE_MEANS['DrQ'].get(budget, '')} |"
+                )
     (out / "aggregate.md").write_text("\n".join(agg) + "\n")
-    plot(runs, out / "curves.png")
+    plot_curves(results, out / "curves.png")
+    if iqms:
+        plot_iqm(iqms, out / "iqm.png")
     print((out / "results.md").read_text())
     print((out / "aggregate.md").read_text())
-    print(f"wrote {out / 'results.csv'}, {out / 'aggregate.md'}, {out / 'curves.png'}")
+    print(f"wrote {out / 'results.csv'}, {out / 'aggregate.md'}, {out / 'curves.png'}"
+          + (f", {out / 'iqm.png'}" if iqms else ""))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -133,6 +133,9 @@ def test_benchmark_runner_is_resumable_and_the_report_is_written(tmp_path):
         "experiments/dmc_benchmark.py",
         "--out",
         str(out),
+        "--agents",
+        "curl-sac",
+        "drqv2",
         "--tasks",
         "point_mass_pixels",
         "--seeds",
@@ -148,13 +151,17 @@ def test_benchmark_runner_is_resumable_and_the_report_is_written(tmp_path):
         "2",
         "--set",
         *TINY,
+        "drqv2:n_step=2",  # a DrQ-v2 option: CURL-SAC's runs would refuse it
     ]
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
-    for seed in (1, 2):
-        assert [
-            r["frames"] for r in read_eval(out / "curl-sac" / "point_mass_pixels" / f"seed{seed}")
-        ] == ["20", "40"]
+    for agent in ("curl-sac", "drqv2"):
+        for seed in (1, 2):
+            run = out / agent / "point_mass_pixels" / f"seed{seed}"
+            assert [r["frames"] for r in read_eval(run)] == ["20", "40"]
+    assert (
+        '"n_step": 2' in (out / "drqv2" / "point_mass_pixels" / "seed1" / "config.json").read_text()
+    )
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert "all runs finished" in again.stdout
     report = subprocess.run(
@@ -166,17 +173,21 @@ def test_benchmark_runner_is_resumable_and_the_report_is_written(tmp_path):
     )
     assert report.returncode == 0, report.stderr
     assert (out / "curves.png").stat().st_size > 1000
+    assert "| point_mass_pixels | 40 |" in (out / "results.md").read_text()
+    assert {"curl-sac", "drqv2"} <= set((out / "aggregate.md").read_text().split())
 
 
 def test_report_table_and_iqm_against_numpy(tmp_path):
     rng = np.random.default_rng(0)
     scores = {}
-    for task in ("cartpole-swingup", "walker-walk"):
+    for agent, task in [
+        (a, t) for a in ("curl-sac", "drq") for t in ("cartpole-swingup", "walker-walk")
+    ]:
         for seed in (1, 2, 3):
-            path = tmp_path / "curl-sac" / task / f"seed{seed}"
+            path = tmp_path / agent / task / f"seed{seed}"
             path.mkdir(parents=True)
             curve = np.sort(rng.uniform(0, 1000, 10))
-            scores[(task, seed)] = curve
+            scores[(agent, task, seed)] = curve
             with open(path / "eval.csv", "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(
@@ -193,31 +204,30 @@ def test_report_table_and_iqm_against_numpy(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "results.csv") as f:
-        rows = {(r["task"], int(r["budget"])): r for r in csv.DictReader(f)}
-    at_100k = [scores[("cartpole-swingup", s)][9] for s in (1, 2, 3)]
-    assert float(rows[("cartpole-swingup", 100_000)]["mean"]) == pytest.approx(np.mean(at_100k))
-    assert float(rows[("cartpole-swingup", 100_000)]["std"]) == pytest.approx(np.std(at_100k))
-    assert float(rows[("walker-walk", 50_000)]["mean"]) == pytest.approx(
-        np.mean([scores[("walker-walk", s)][4] for s in (1, 2, 3)])
-    )
+        rows = {(r["agent"], r["task"], int(r["budget"])): r for r in csv.DictReader(f)}
+    assert len(rows) == 8  # 2 agents × 2 tasks × 2 budgets
+    for agent in ("curl-sac", "drq"):
+        at_100k = [scores[(agent, "cartpole-swingup", s)][9] for s in (1, 2, 3)]
+        row = rows[(agent, "cartpole-swingup", 100_000)]
+        assert float(row["mean"]) == pytest.approx(np.mean(at_100k))
+        assert float(row["std"]) == pytest.approx(np.std(at_100k))
+        assert float(rows[(agent, "walker-walk", 50_000)]["mean"]) == pytest.approx(
+            np.mean([scores[(agent, "walker-walk", s)][4] for s in (1, 2, 3)])
+        )
     assert (
-        rows[("cartpole-swingup", 100_000)]["CURL"] == "582"
-        and rows[("walker-walk", 100_000)]["DrQ"] == "612"
+        rows[("drq", "cartpole-swingup", 100_000)]["CURL"] == "582"
+        and rows[("curl-sac", "walker-walk", 100_000)]["DrQ"] == "612"
     )
-    # IQM of 6 runs: the mean of the middle 50% (scipy's trim_mean at 25%).
+    # IQM of each agent's 6 runs: the mean of the middle 50% (scipy's trim_mean at 25%).
     from scipy.stats import trim_mean
 
-    iqm = trim_mean(
-        np.array(
-            [scores[(t, s)][9] for t in ("cartpole-swingup", "walker-walk") for s in (1, 2, 3)]
-        )
-        / 1000,
-        0.25,
-    )
-    line = next(
-        ln
-        for ln in (tmp_path / "aggregate.md").read_text().splitlines()
-        if ln.startswith("| 100,000")
-    )
-    assert float(line.split("|")[2]) == pytest.approx(iqm, abs=5e-4)
-    assert (tmp_path / "curves.png").exists()
+    lines = (tmp_path / "aggregate.md").read_text().splitlines()
+    for agent in ("curl-sac", "drq"):
+        runs = [scores[(agent, t, s)][9] for t in ("cartpole-swingup", "walker-walk")
+                for s in (1, 2, 3)]  # fmt: skip
+        line = next(ln for ln in lines if ln.startswith(f"| 100,000 | {agent} |"))
+        assert float(line.split("|")[3]) == pytest.approx(trim_mean(np.array(runs) / 1000, 0.25),
+                                                          abs=5e-4)  # fmt: skip
+    table = (tmp_path / "results.md").read_text()
+    assert "curl-sac mean ± std (seeds)" in table and "drq mean ± std (seeds)" in table
+    assert (tmp_path / "curves.png").exists() and (tmp_path / "iqm.png").exists()

@@ -28,6 +28,9 @@ TINY = {
     "crop_size": 32,
 }
 PPO_TINY = {"n_steps": 16, "batch_size": 16, "n_envs": 2, "image_size": 36}
+#: DrQ, DrQ-v2 and ATC-SAC see the whole frame (no crop_size).
+SHIFT_TINY = {k: v for k, v in TINY.items() if k != "crop_size"}
+ATC_TINY = {**SHIFT_TINY, "atc_batch_size": 8, "atc_latent_dim": 8, "atc_hidden_dim": 16}
 RUN = {"frames": 120, "seed": 0, "eval_every": 40, "eval_episodes": 2, "progress": False}
 
 
@@ -48,7 +51,11 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("agent", "kw"), [("curl-sac", TINY), ("ppo-aux", PPO_TINY)])
+@pytest.mark.parametrize(
+    ("agent", "kw"),
+    [("curl-sac", TINY), ("ppo-aux", PPO_TINY), ("drq", SHIFT_TINY), ("drqv2", SHIFT_TINY),
+     ("atc-sac", ATC_TINY)],
+)  # fmt: skip
 def test_resume_continues_to_the_same_returns(tmp_path, agent, kw, reference):
     full = train("point_mass_pixels", agent=agent, out=tmp_path / "a", **RUN, **kw)
     if agent == "curl-sac":

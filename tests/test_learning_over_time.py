@@ -1,0 +1,62 @@
+"""The agents of issue 13 (DrQ, DrQ-v2, ATC-SAC) and the methods over time (ATC, SPR, CPC,
+SAC-AE as SAC's auxiliary loss) learn the synthetic pixel task within a CI budget.
+
+Every model is scored on the same 20 seeded evaluation episodes (``test_sb3_learning.evaluate``;
+a uniform random policy: −41.0 there). Budgets are small (≤ 1200 agent steps, 8 conv filters,
+learning rate 1e-3), so each test checks that learning happens, not how well an agent does at
+scale. Returns of seed 0 on one thread (this machine) are noted next to each threshold.
+"""
+
+import pytest
+from stable_baselines3 import SAC
+
+from rlrep.agents import ATCSAC, DrQ, DrQV2, config_for
+from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
+from tests.test_sb3_learning import evaluate, make_env, single_thread  # noqa: F401 (fixture)
+
+SMALL = {"num_filters": 8, "hidden_dim": 64, "batch_size": 64, "initial_steps": 200}
+AGENTS = {
+    "drq": (DrQ, 800, {}),
+    "drqv2": (DrQV2, 1200, {"update_every": 1, "lr": 1e-3, "std_steps": 1200}),
+    "atc-sac": (ATCSAC, 1000, {"atc_batch_size": 64, "atc_latent_dim": 32, "atc_hidden_dim": 64}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(AGENTS))
+def test_agent_beats_random(name):
+    cls, steps, options = AGENTS[name]
+    cfg = config_for(name, "point_mass_pixels", buffer_size=steps, **SMALL, **options)
+    score = evaluate(cls(make_env(), cfg, seed=0).learn(steps))
+    print(f"{name}: {score:.2f}")  # shown with pytest -s
+    assert score > -25.0
+
+
+#: Short windows keep the CI budget (the defaults: SPR K = 5, CPC C = K = 3).
+METHOD_OPTIONS = {"spr": {"steps": 3}, "cpc": {"context_steps": 2, "prediction_steps": 2}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["atc", "spr", "cpc", "sac_ae"])
+def test_sac_with_a_method_over_time_beats_random(method):
+    model = SAC(
+        SharedEncoderSACPolicy,
+        make_env(),
+        buffer_size=800,
+        learning_starts=200,
+        batch_size=64,
+        learning_rate=1e-3,
+        tau=0.01,
+        replay_buffer_class=FrameStackReplayBuffer,
+        policy_kwargs=policy_kwargs(
+            method=method,
+            method_kwargs=METHOD_OPTIONS.get(method, {}),
+            augmentation="shift",
+            net_arch=[64, 64],
+            encoder_kwargs={"num_filters": 8},
+        ),
+        seed=0,
+    )
+    score = evaluate(model.learn(800))
+    print(f"{method}: {score:.2f}")  # shown with pytest -s
+    assert score > -25.0
