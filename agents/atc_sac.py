@@ -20,7 +20,6 @@ with ``stop_rl_conv_grad=True``):
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,22 +60,12 @@ class ATCSAC(PixelSAC):
 
     ``ATCSAC(env, config_for("atc-sac", "cartpole-swingup"), seed=1).learn(100_000 // 8)``
 
-    :param env: a pixel env with uint8 ``(3·k, 84, 84)`` observations (``rlrep.envs.make_dmc``).
-    :param config: hyperparameters (:func:`rlrep.agents.presets.config_for`).
-    :param storage_device: where the replay frames live.
-    :param kwargs: passed to SB3's ``SAC`` (``seed``, ``device``, ``verbose``, …).
+    Takes :class:`~rlrep.agents.pixel_sac.PixelSAC`'s arguments: a pixel env with uint8
+    ``(3·k, 84, 84)`` observations, an :class:`~rlrep.agents.presets.ATCSACConfig` (default
+    :data:`~rlrep.agents.presets.ATC_SAC`), ``storage_device`` and SB3's ``SAC`` keywords.
     """
 
-    def __init__(
-        self,
-        env: Any,
-        config: ATCSACConfig = ATC_SAC,
-        storage_device: str = "cpu",
-        _init_setup_model: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        view = {"augmentation": "shift", "augmentation_kwargs": {"pad": config.pad}}
-        super().__init__(env, config, view, storage_device, _init_setup_model, **kwargs)
+    default_config: ATCSACConfig = ATC_SAC
 
     def _setup_model(self) -> None:
         super()._setup_model()

@@ -49,23 +49,19 @@ class CURLSAC(PixelSAC):
 
     ``CURLSAC(env, curl_sac_config("cartpole-swingup"), seed=1).learn(100_000 // 8)``
 
-    :param env: a pixel env with uint8 ``(3·k, 100, 100)`` observations (``rlrep.envs.make_dmc``).
-    :param config: hyperparameters (:func:`rlrep.agents.presets.curl_sac_config`).
-    :param storage_device: where the replay frames live (``"cuda"`` keeps them on the GPU).
-    :param kwargs: passed to SB3's ``SAC`` (``seed``, ``device``, ``tensorboard_log``, ``verbose``).
+    Takes :class:`~rlrep.agents.pixel_sac.PixelSAC`'s arguments: a pixel env with uint8
+    ``(3·k, 100, 100)`` observations, a :class:`~rlrep.agents.presets.CURLSACConfig` (default
+    :data:`~rlrep.agents.presets.CURL_SAC`; :func:`~rlrep.agents.presets.curl_sac_config` per
+    task), ``storage_device`` (``"cuda"`` keeps the replay frames on the GPU) and SB3's ``SAC``
+    keywords (``seed``, ``device``, ``tensorboard_log``, ``verbose``).
     """
 
-    def __init__(
-        self,
-        env: Any,
-        config: CURLSACConfig = CURL_SAC,
-        storage_device: str = "cpu",
-        _init_setup_model: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        # Acting: the center crop; update() crops the batch itself.
-        view = {"augmentation": "crop", "image_size": config.crop_size}
-        super().__init__(env, config, view, storage_device, _init_setup_model, **kwargs)
+    default_config: CURLSACConfig = CURL_SAC
+
+    @staticmethod
+    def acting_view(config: CURLSACConfig) -> dict[str, Any]:
+        """The center crop; :meth:`train` crops the batch itself."""
+        return {"augmentation": "crop", "image_size": config.crop_size}
 
     def _setup_model(self) -> None:
         super()._setup_model()

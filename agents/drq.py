@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from stable_baselines3.common.utils import polyak_update
@@ -35,23 +33,12 @@ class DrQ(PixelSAC):
 
     ``DrQ(env, config_for("drq", "cartpole-swingup"), seed=1).learn(100_000 // 8)``
 
-    :param env: a pixel env with uint8 ``(3·k, 84, 84)`` observations (``rlrep.envs.make_dmc``).
-    :param config: hyperparameters (:func:`rlrep.agents.presets.config_for`).
-    :param storage_device: where the replay frames live.
-    :param kwargs: passed to SB3's ``SAC`` (``seed``, ``device``, ``verbose``, …).
+    Takes :class:`~rlrep.agents.pixel_sac.PixelSAC`'s arguments: a pixel env with uint8
+    ``(3·k, 84, 84)`` observations, a :class:`~rlrep.agents.presets.DrQConfig` (default
+    :data:`~rlrep.agents.presets.DRQ`), ``storage_device`` and SB3's ``SAC`` keywords.
     """
 
-    def __init__(
-        self,
-        env: Any,
-        config: DrQConfig = DRQ,
-        storage_device: str = "cpu",
-        _init_setup_model: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        # Acting: the observation itself (the shift's evaluation view is the identity).
-        view = {"augmentation": "shift", "augmentation_kwargs": {"pad": config.pad}}
-        super().__init__(env, config, view, storage_device, _init_setup_model, **kwargs)
+    default_config: DrQConfig = DRQ
 
     def _setup_model(self) -> None:
         super()._setup_model()

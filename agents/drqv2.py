@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from stable_baselines3 import TD3
 from stable_baselines3.common.noise import NormalActionNoise
-from stable_baselines3.common.utils import get_device, polyak_update
+from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
-from rlrep.agents.pixel_sac import orthogonal_init_
+from rlrep.agents.pixel_sac import orthogonal_init_, pixel_encoder_kwargs
 from rlrep.agents.presets import DRQ_V2, DrQV2Config
 from rlrep.augment import RandomShift
 from rlrep.augment.base import pixel_range_checked
@@ -113,16 +113,8 @@ class DrQV2(TD3):
     ) -> None:
         kwargs.pop("policy", None)  # SB3's load() passes the saved policy class; it is fixed here
         self.config = config
-        channels_last = config.channels_last
-        if channels_last is None:  # as CURL-SAC: faster on the CPU, off on GPUs (unmeasured)
-            channels_last = get_device(kwargs.get("device", "auto")).type == "cpu"
-        encoder_kwargs = {
-            "features_dim": config.features_dim,
-            "num_filters": config.num_filters,
-            "num_layers": config.num_layers,
-            "tanh": True,  # the trunks end in tanh
-            "channels_last": channels_last,
-        }
+        # The trunks (the critic's extractor head, the actor's own) end in tanh.
+        encoder_kwargs = pixel_encoder_kwargs(config, kwargs.get("device", "auto"), tanh=True)
         kwargs.setdefault("policy_kwargs", policy_kwargs(
             method=None,
             augmentation="shift",  # acting: the observation (the shift's eval view)

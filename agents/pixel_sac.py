@@ -29,6 +29,7 @@ __all__ = [
     "CURLSACPolicy",
     "PixelSAC",
     "orthogonal_init_",
+    "pixel_encoder_kwargs",
 ]
 
 #: CURL's and DrQ's bounds of log σ (``actor_log_std_min`` / ``max``; DrQ's ``log_std_bounds``).
@@ -91,46 +92,59 @@ class CURLSACPolicy(SharedEncoderSACPolicy):
         return critic
 
 
+def pixel_encoder_kwargs(config: Any, device: Any, tanh: bool) -> dict[str, Any]:
+    """The ``encoder_kwargs`` of an agent's CURL-style encoder from its config: sizes, the tanh,
+    and channels-last memory when ``config.channels_last`` is ``None`` and ``device`` is the CPU
+    (faster there; unmeasured on GPUs, where it stays off)."""
+    channels_last = config.channels_last
+    if channels_last is None:
+        channels_last = get_device(device).type == "cpu"
+    return {
+        "features_dim": config.features_dim,
+        "num_filters": config.num_filters,
+        "num_layers": config.num_layers,
+        "tanh": tanh,
+        "channels_last": channels_last,
+    }
+
+
 class PixelSAC(SAC):
-    """SB3's SAC with the shared networks above; subclasses write ``train()`` and the critic step.
+    """SB3's SAC with the shared networks above; subclasses set :attr:`default_config`, write
+    ``train()`` and the critic step, and may change the view the policy acts on
+    (:meth:`acting_view`).
 
     :param env: a pixel env with uint8 ``(3·k, H, W)`` observations (``rlrep.envs.make_dmc``).
     :param config: the agent's hyperparameters (a dataclass of :mod:`rlrep.agents.presets`
         with the fields read here: network sizes, ``lr``, ``alpha_lr``, ``alpha_beta1``,
-        ``init_temperature``, ``gamma``, ``buffer_size``, ``initial_steps``, ``batch_size``).
-    :param acting_view: ``policy_kwargs`` for the view the policy acts on (e.g. CURL's center
-        crop).
+        ``init_temperature``, ``gamma``, ``buffer_size``, ``initial_steps``, ``batch_size``);
+        ``None``: :attr:`default_config`.
     :param storage_device: where the replay frames live (``"cuda"`` keeps them on the GPU).
     :param kwargs: passed to SB3's ``SAC`` (``seed``, ``device``, ``tensorboard_log``, ``verbose``).
     """
 
+    #: The agent's preset (:mod:`rlrep.agents.presets`).
+    default_config: Any = None
+
     def __init__(
         self,
         env: Any,
-        config: Any,
-        acting_view: dict[str, Any],
+        config: Any = None,
         storage_device: str = "cpu",
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("policy", None)  # SB3's load() passes the saved policy class; it is fixed here
+        config = self.default_config if config is None else config
         self.config = config
-        channels_last = config.channels_last
-        if channels_last is None:  # faster on the CPU; unmeasured on GPUs, where it stays off
-            channels_last = get_device(kwargs.get("device", "auto")).type == "cpu"
-        encoder_kwargs = {
-            "features_dim": config.features_dim,
-            "num_filters": config.num_filters,
-            "num_layers": config.num_layers,
-            "tanh": config.encoder_tanh,
-            "channels_last": channels_last,
-        }
+        encoder_kwargs = pixel_encoder_kwargs(
+            config, kwargs.get("device", "auto"), config.encoder_tanh
+        )
         kwargs.setdefault("policy_kwargs", policy_kwargs(
             method=None,  # the agents' update() steps everything itself
             encoder="curl",
             encoder_kwargs=encoder_kwargs,
             net_arch=[config.hidden_dim, config.hidden_dim],
-            **acting_view,
+            **self.acting_view(config),
         ))  # fmt: skip
         super().__init__(
             CURLSACPolicy,
@@ -149,6 +163,12 @@ class PixelSAC(SAC):
             _init_setup_model=_init_setup_model,
             **kwargs,
         )
+
+    @staticmethod
+    def acting_view(config: Any) -> dict[str, Any]:
+        """``policy_kwargs`` of the view the policy acts on: the observation itself (DrQ's
+        shift, whose evaluation view is the identity); CURL-SAC acts on the center crop."""
+        return {"augmentation": "shift", "augmentation_kwargs": {"pad": config.pad}}
 
     def _setup_model(self) -> None:
         super()._setup_model()
