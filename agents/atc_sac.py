@@ -112,10 +112,7 @@ class ATCSAC(PixelSAC):
             metrics["atc_loss"] = self.update_atc(window.observations, window.valid)
             for key, value in metrics.items():
                 logs.setdefault(key, []).append(value)
-        self.log_train(logs)
-        for key, value in self.objective.pop_metrics().items():  # accuracy, feature health
-            if key != "loss":  # logged above as atc_loss
-                self.logger.record(f"train/atc_{key}", value)
+        self.log_train(logs, objective="atc")
 
     def update(self, obs, actions, rewards, next_obs, dones) -> dict[str, torch.Tensor]:
         """One SAC update on shifted uint8 views ``(B, C, 84, 84)``; the detached losses."""

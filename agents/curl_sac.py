@@ -98,10 +98,7 @@ class CURLSAC(PixelSAC):
             metrics = self.update(obs, data.actions, data.rewards, next_obs, data.dones, positive)
             for key, value in metrics.items():
                 logs.setdefault(key, []).append(value)
-        self.log_train(logs)
-        for key, value in self.objective.pop_metrics().items():  # accuracy, feature health
-            if key != "loss":  # logged above as curl_loss
-                self.logger.record(f"train/curl_{key}", value)
+        self.log_train(logs, objective="curl")
 
     def update(
         self,

@@ -235,9 +235,15 @@ class PixelSAC(SAC):
             )
             return rewards + (1 - dones) * self.gamma * (target_q - alpha * next_log_prob)
 
-    def log_train(self, logs: dict[str, list[torch.Tensor]]) -> None:
-        """SB3's ``train/`` keys: the means of one ``train()`` call (one host sync per key)."""
+    def log_train(self, logs: dict[str, list[torch.Tensor]], objective: str | None = None) -> None:
+        """SB3's ``train/`` keys: the means of one ``train()`` call (one host sync per key),
+        and those of ``self.objective``'s metrics as ``train/<objective>_<metric>`` (its loss
+        is among ``logs`` as ``<objective>_loss``)."""
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", self.log_ent_coef.exp().item())
         for key, values in logs.items():
             self.logger.record(f"train/{key}", torch.stack(values).float().mean().item())
+        if objective is not None:  # accuracy, feature health
+            for key, value in self.objective.pop_metrics().items():
+                if key != "loss":
+                    self.logger.record(f"train/{objective}_{key}", value)
