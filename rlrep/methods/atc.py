@@ -6,11 +6,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlrep.methods.base import AuxOutput, view_metrics
+from rlrep.methods.base import AuxOutput
 from rlrep.methods.ema import check_momentum, make_target
 from rlrep.methods.heads import mlp
-from rlrep.methods.temporal import TemporalMethod, check_offset, masked_mean
-from rlrep.metrics import info_nce_bound
+from rlrep.methods.temporal import (
+    TemporalMethod,
+    check_offset,
+    masked_contrastive_metrics,
+    masked_mean,
+    rowwise_info_nce,
+)
 
 __all__ = ["ATC"]
 
@@ -71,20 +76,11 @@ class ATC(TemporalMethod):
         query = self.W(latent + self.predictor(latent))  # the residual predictor, then W
         with torch.no_grad():
             key = self.target_compressor(self.target_encoder(views[:, 1]))
-        query, key = self.gather(query), self.gather(key)
+        # As floats: the gather is an autograd function meant for float tensors.
         counted = self.gather(valid[:, 1].float()) > 0
-        logits = query @ key.T
-        logits = logits - logits.max(dim=1, keepdim=True).values.detach()
-        labels = torch.arange(logits.shape[0], device=logits.device)
-        per_row = nn.functional.cross_entropy(logits, labels, reduction="none")
+        per_row, logits = rowwise_info_nce(self.gather(query), self.gather(key), "ATC")
         loss = masked_mean(per_row, counted)
-        correct = (logits.detach().argmax(dim=1) == labels).float()
-        metrics = {
-            "accuracy": masked_mean(correct, counted),
-            "mi_bound": info_nce_bound(loss.detach(), logits.shape[1]),
-            **view_metrics(latent, key),
-        }
-        return AuxOutput(loss, metrics)
+        return AuxOutput(loss, masked_contrastive_metrics(logits, loss, counted, latent, key))
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.encoder, self.target_encoder), (self.compressor, self.target_compressor)]

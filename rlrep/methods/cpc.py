@@ -7,8 +7,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlrep.methods.base import AuxOutput, contrastive_metrics
-from rlrep.methods.temporal import TemporalMethod, check_offset, masked_mean
+from rlrep.methods.base import AuxOutput
+from rlrep.methods.temporal import (
+    TemporalMethod,
+    check_offset,
+    masked_contrastive_metrics,
+    masked_mean,
+    rowwise_info_nce,
+)
 
 __all__ = ["CPC"]
 
@@ -87,28 +93,18 @@ class CPC(TemporalMethod):
 
         per_row, counted, all_logits = [], [], []
         for k, W_k in enumerate(self.W, start=1):
-            prediction = self.gather(W_k(context))  # (N, D), N = B × ranks
-            target = self.gather(z[:, c - 1 + k])  # (N, D)
-            logits = prediction @ target.T  # (N, N): positives on the diagonal
-            if logits.shape[1] < 2:
-                raise ValueError(
-                    "CPC: InfoNCE needs at least 2 samples in the (gathered) batch, the positive "
-                    f"and a negative; got {logits.shape[1]}"
-                )
-            # Row max subtracted as in CURL's code; cross-entropy is shift-invariant per row,
-            # so no value or gradient changes: it only keeps the raw logits bounded.
-            logits = logits - logits.max(dim=1, keepdim=True).values.detach()
-            labels = torch.arange(logits.shape[0], device=logits.device)
-            per_row.append(nn.functional.cross_entropy(logits, labels, reduction="none"))
-            # As floats, like ATC's: the gather is an autograd function meant for float tensors.
-            ok = (context_ok & valid[:, c - 1 + k]).float()
-            counted.append(self.gather(ok) > 0)
+            # (N, D) each, N = B × ranks; positives on the diagonal of the (N, N) logits.
+            rows, logits = rowwise_info_nce(
+                self.gather(W_k(context)), self.gather(z[:, c - 1 + k]), "CPC"
+            )
+            per_row.append(rows)
             all_logits.append(logits)
+            # As floats, like ATC's: the gather is an autograd function meant for float tensors.
+            counted.append(self.gather((context_ok & valid[:, c - 1 + k]).float()) > 0)
         rows, mask = torch.stack(per_row, 1), torch.stack(counted, 1)  # (N, K) each
         loss = masked_mean(rows, mask)
-
-        logits_1, loss_1 = all_logits[0], masked_mean(rows[:, 0], mask[:, 0])
-        metrics = contrastive_metrics(logits_1, loss_1, z[:, c - 1], z[:, c])
-        correct = (logits_1.detach().argmax(dim=1) == labels).float()
-        metrics["accuracy"] = masked_mean(correct, mask[:, 0])  # over the counted rows, as ATC
+        loss_1 = masked_mean(rows[:, 0], mask[:, 0])
+        metrics = masked_contrastive_metrics(
+            all_logits[0], loss_1, mask[:, 0], z[:, c - 1], z[:, c]
+        )
         return AuxOutput(loss, metrics)

@@ -16,9 +16,16 @@ import abc
 import torch
 from torch import nn
 
-from rlrep.methods.base import AuxOutput, Method
+from rlrep.methods.base import AuxOutput, Method, contrastive_metrics
 
-__all__ = ["TemporalMethod", "action_inputs", "check_offset", "masked_mean"]
+__all__ = [
+    "TemporalMethod",
+    "action_inputs",
+    "check_offset",
+    "masked_contrastive_metrics",
+    "masked_mean",
+    "rowwise_info_nce",
+]
 
 
 def check_offset(value: int, name: str, minimum: int = 1) -> int:
@@ -33,6 +40,40 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     does, so a batch of episode ends gives no loss instead of NaN."""
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def rowwise_info_nce(
+    prediction: torch.Tensor, target: torch.Tensor, name: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's InfoNCE loss ``(N,)`` and the logits ``(N, N)`` of ``prediction @ targetᵀ``
+    (``(N, D)`` each; row max subtracted, as CURL's code: cross-entropy is shift-invariant, so
+    only the range changes), the positive of row i in column i. Rows are kept apart so that the
+    caller can leave out those whose target is masked (which still serve as negatives)."""
+    logits = prediction @ target.T
+    if logits.shape[1] < 2:
+        raise ValueError(
+            f"{name}: InfoNCE needs at least 2 samples in the (gathered) batch, the positive "
+            f"and a negative; got {logits.shape[1]}"
+        )
+    logits = logits - logits.max(dim=1, keepdim=True).values.detach()
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return nn.functional.cross_entropy(logits, labels, reduction="none"), logits
+
+
+def masked_contrastive_metrics(
+    logits: torch.Tensor,
+    loss: torch.Tensor,
+    counted: torch.Tensor,
+    features_a: torch.Tensor,
+    features_b: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """:func:`~rlrep.methods.contrastive_metrics` with the top-1 ``accuracy`` over the
+    ``counted`` rows ``(N,)`` only (diagonal positives)."""
+    metrics = contrastive_metrics(logits, loss, features_a, features_b)
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    correct = (logits.detach().argmax(dim=1) == labels).float()
+    metrics["accuracy"] = masked_mean(correct, counted)
+    return metrics
 
 
 def action_inputs(actions: torch.Tensor, action_dim: int, discrete: bool) -> torch.Tensor:
