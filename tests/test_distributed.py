@@ -11,8 +11,8 @@ from torch.nn.parallel import DistributedDataParallel
 import rlrep.encoders as E
 import rlrep.methods as M
 
-METHODS = ["simclr", "curl", "moco", "memory_bank"]  # heads without BatchNorm (SyncBatchNorm
-# needs CUDA; swav, nnclr, moco_v3 and the rest have BatchNorm in their heads)
+METHODS = ["simclr", "curl", "moco", "memory_bank", "time_sup_con"]  # heads without BatchNorm
+# (SyncBatchNorm needs CUDA; swav, nnclr, moco_v3 and the rest have BatchNorm in their heads)
 
 
 def build(method):
@@ -23,6 +23,8 @@ def build(method):
         kwargs = {"hidden_dim": 16, "out_dim": 8}
     if method == "memory_bank":
         kwargs = {"num_instances": 8, "out_dim": 8, "num_negatives": 5}
+    if method == "time_sup_con":
+        kwargs = {"window": 1, "hidden_dim": 16, "out_dim": 8}
     # What rlrep pretrain asks for under torchrun (single-process runs are unaffected by it).
     return M.make(method, encoder, gather_distributed=True, **kwargs)
 
@@ -30,6 +32,17 @@ def build(method):
 def global_views(n=8):
     g = torch.Generator().manual_seed(1)
     return torch.rand(n, 3, 12, 12, generator=g), torch.rand(n, 3, 12, 12, generator=g)
+
+
+def run(model, a, b, part, method):
+    """The method on the samples ``part`` of the global batch ``a``, ``b``: two views, or, for
+    time_sup_con, windows ``(a_i, b_i)`` with two windows cut after their first frame."""
+    if method == "time_sup_con":
+        valid = torch.ones(len(a), 2, dtype=torch.bool)
+        valid[[1, 6], 1] = False  # one cut window on each rank
+        return model(torch.stack([a, b], 1)[part], valid=valid[part])
+    index = {"index": torch.arange(len(a))[part]} if method == "memory_bank" else {}
+    return model(a[part], b[part], **index)
 
 
 def worker(rank, world, method, path):
@@ -44,8 +57,7 @@ def worker(rank, world, method, path):
         a, b = global_views()
         n = len(a) // world
         part = slice(rank * n, (rank + 1) * n)
-        index = {"index": torch.arange(len(a))[part]} if method == "memory_bank" else {}
-        out = model(a[part], b[part], **index)
+        out = run(model, a, b, part, method)
         out.loss.backward()
         torch.save(
             {
@@ -76,7 +88,7 @@ def test_two_ranks_match_one_process_on_the_global_batch(method, tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     single = build(method)
     a, b = global_views()
-    out = single(a, b, **({"index": torch.arange(len(a))} if method == "memory_bank" else {}))
+    out = run(single, a, b, slice(None), method)
     out.loss.backward()
     losses = torch.stack([r["loss"] for r in ranks])
     if method == "moco":  # each rank averages its own queries; DDP averages the ranks

@@ -26,6 +26,7 @@ OPTIONS = {
     "spr": {"projection_dim": 16, "hidden_dim": 32, "steps": 3},
     "cpc": {"context_dim": 16, "context_steps": 2, "prediction_steps": 2},
     "sac_ae": {"num_filters": 8},
+    "time_sup_con": {**HEADS, "window": 2},
 }
 
 

@@ -38,7 +38,7 @@ METHOD_OPTIONS = {"spr": {"steps": 3}, "cpc": {"context_steps": 2, "prediction_s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["atc", "spr", "cpc", "sac_ae"])
+@pytest.mark.parametrize("method", ["atc", "spr", "cpc", "sac_ae", "time_sup_con"])
 def test_sac_with_a_method_over_time_beats_random(method):
     model = SAC(
         SharedEncoderSACPolicy,

@@ -23,7 +23,8 @@ KWARGS = {"curl": {}, "moco": {**SMALL, "queue_size": 16}, "byol": SMALL, "simcl
           "swav": {**SMALL, "num_prototypes": 8}, "nnclr": {**SMALL, "support_size": 16},
           "moco_v3": SMALL, "memory_bank": {"out_dim": 8, "num_instances": 16},
           "atc": {"latent_dim": 8, "hidden_dim": 8}, "spr": {"action_dim": 2, "hidden_dim": 8},
-          "cpc": {"context_dim": 8}, "sac_ae": {"num_filters": 4}}  # fmt: skip
+          "cpc": {"context_dim": 8}, "sac_ae": {"num_filters": 4},
+          "time_sup_con": SMALL}  # fmt: skip
 
 
 def cosine(t, total, base, final=1.0):  # BYOL §3.2, written out independently
@@ -37,7 +38,7 @@ def test_each_method_declares_its_momentum_pairs():
     assert {name: len(p) for name, p in pairs.items()} == {
         "curl": 1, "moco": 2, "byol": 2, "simclr": 0, "simsiam": 0, "barlow_twins": 0, "vicreg": 0,
         "swav": 0, "nnclr": 0, "moco_v3": 2, "memory_bank": 0, "atc": 2, "spr": 2, "cpc": 0,
-        "sac_ae": 0,
+        "sac_ae": 0, "time_sup_con": 0,
     }  # fmt: skip
     assert set(KWARGS) == set(M.METHODS)
     external = M.CURL(small_encoder(), target_encoder=small_encoder())  # CURL-SAC's key encoder

@@ -97,7 +97,7 @@ def test_spr_rolls_out_the_replayed_actions_one_hot_under_dqn(monkeypatch):
     assert windows_seen  # some window crossed an episode end
 
 
-@pytest.mark.parametrize("name", ["atc", "spr", "cpc"])
+@pytest.mark.parametrize("name", ["atc", "spr", "cpc", "time_sup_con"])
 def test_a_buffer_without_windows_is_refused_naming_the_fix(name):
     kwargs = {"spr": {"method_kwargs": {"steps": 2}}}.get(name, {})
     m = model(method=name, buffer=ReplayBuffer, **kwargs)

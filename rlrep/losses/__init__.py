@@ -14,6 +14,7 @@ from rlrep.losses.contrastive import (
     nt_xent,
     nt_xent_logits,
     sup_con,
+    sup_con_rows,
 )
 from rlrep.losses.metric_learning import (
     binary_nce,
@@ -58,6 +59,7 @@ __all__ = [
     "sample_mochi_plan",
     "sinkhorn",
     "sup_con",
+    "sup_con_rows",
     "swapped_prediction",
     "triplet",
     "vicreg",

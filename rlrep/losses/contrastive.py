@@ -23,6 +23,7 @@ __all__ = [
     "nt_xent",
     "nt_xent_logits",
     "sup_con",
+    "sup_con_rows",
 ]
 
 
@@ -117,20 +118,26 @@ def nt_xent(
     return contrastive_loss(logits, positives, tau_plus, beta, temperature)
 
 
-def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
-    """Multi-positive contrastive loss, SupCon's ``L_out`` (Khosla et al. 2020, Eq. 2):
+def sup_con_rows(
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 0.1,
+    keep: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SupCon's ``L_out`` term of each anchor (Khosla et al. 2020, Eq. 2), without the mean:
 
-    ``L = mean over anchors i with |P(i)| > 0 of
-    −(1/|P(i)|) Σ_{p∈P(i)} log( exp(z_i·z_p/τ) / Σ_{a∈A(i)} exp(z_i·z_a/τ) )``,
+    ``ℓ_i = −(1/|P(i)|) Σ_{p∈P(i)} log( exp(z_i·z_p/τ) / Σ_{a∈A(i)} exp(z_i·z_a/τ) )``,
 
-    with ``A(i)`` every sample but ``i`` and ``P(i)`` those of ``A(i)`` with ``i``'s label;
-    ``z`` is L2-normalised here. With V views of each of B images labelled by image index it
-    is multi-view NT-Xent (V = 2: exactly :func:`nt_xent`); with episode or time labels, the
-    positives of RL frames.
+    ``A(i)`` the kept samples but ``i``, ``P(i)`` those of ``A(i)`` with ``i``'s label; ``z``
+    is L2-normalised here. Samples outside ``keep`` take no part at all: neither anchors nor
+    positives nor negatives (e.g. frames past an episode end, or a held-out split).
 
     :param z: ``(N, D)`` embeddings. :param labels: ``(N,)`` integer labels.
     :param temperature: τ (0.1 in the paper).
-    :return: scalar loss.
+    :param keep: ``(N,)`` bool, the samples that take part (``None``: all).
+    :return: ``ℓ`` ``(N,)`` (0 where not counted), ``counted`` ``(N,)`` bool (kept anchors with
+        at least one kept positive; average ``ℓ`` over these) and the logits ``(N, N)`` with
+        self-pairs and dropped samples at −inf (argmax: the nearest kept other).
     """
     _check_temperature(temperature, "sup_con")
     if z.dim() != 2 or labels.shape != (z.shape[0],):
@@ -139,21 +146,41 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> 
             f"{tuple(labels.shape)}"
         )
     n = z.shape[0]
-    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
-    positives = (labels[:, None] == labels[None, :]) & ~self_mask
+    if keep is None:
+        keep = torch.ones(n, dtype=torch.bool, device=z.device)
+    elif keep.shape != (n,):
+        raise ValueError(f"sup_con: keep must be (N,) = ({n},) bool, got {tuple(keep.shape)}")
+    keep = keep.bool()
+    candidates = keep[None, :] & ~torch.eye(n, dtype=torch.bool, device=z.device)  # A(i)
+    positives = (labels[:, None] == labels[None, :]) & candidates  # P(i)
     counts = positives.sum(dim=1)
-    anchors = counts > 0
-    if not bool(anchors.any()):
+    counted = keep & (counts > 0)
+    zn = F.normalize(z, dim=1)
+    logits = ((zn @ zn.T) / temperature).masked_fill(~candidates, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
+    return -positive_log_prob / counts.clamp(min=1), counted, logits
+
+
+def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Multi-positive contrastive loss, SupCon's ``L_out`` (Khosla et al. 2020, Eq. 2): the mean
+    of :func:`sup_con_rows` over the anchors that have a positive.
+
+    With V views of each of B images labelled by image index it is multi-view NT-Xent (V = 2:
+    exactly :func:`nt_xent`); with window labels, the time positives of
+    :class:`~rlrep.methods.TimeSupCon`.
+
+    :param z: ``(N, D)`` embeddings. :param labels: ``(N,)`` integer labels.
+    :param temperature: τ (0.1 in the paper).
+    :return: scalar loss.
+    """
+    rows, counted, _ = sup_con_rows(z, labels, temperature)
+    if not bool(counted.any()):
         raise ValueError(
             "sup_con: no sample shares its label with another, so no anchor has a positive; "
             "the batch needs at least two samples of some label (e.g. two views of an image)"
         )
-    zn = F.normalize(z, dim=1)
-    logits = ((zn @ zn.T) / temperature).masked_fill(self_mask, float("-inf"))
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    # Mean log-probability of the positives per anchor (−inf on the diagonal never selected).
-    positive_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
-    return -(positive_log_prob[anchors] / counts[anchors]).mean()
+    return rows[counted].mean()
 
 
 def moco_logits(

@@ -37,6 +37,7 @@ from rlrep.methods.spr import SPR
 from rlrep.methods.swav import SwAV
 from rlrep.methods.symmetric import BarlowTwins, SimCLR, VICReg
 from rlrep.methods.temporal import TemporalMethod
+from rlrep.methods.time_sup_con import TimeSupCon
 
 __all__ = [
     "ATC",
@@ -59,6 +60,7 @@ __all__ = [
     "SimSiam",
     "SwAV",
     "TemporalMethod",
+    "TimeSupCon",
     "VICReg",
     "contrastive_metrics",
     "cosine_momentum",
@@ -87,6 +89,7 @@ METHODS: dict[str, type[Method]] = {
     "spr": SPR,
     "cpc": CPC,
     "sac_ae": SACAE,
+    "time_sup_con": TimeSupCon,
 }
 
 #: Names of the methods that take more than two views (multi-crop).

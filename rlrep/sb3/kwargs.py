@@ -41,8 +41,9 @@ def policy_kwargs(
 
     :param method: a name in :data:`rlrep.methods.METHODS` (``curl``, ``simclr``, ``byol``, …),
         or ``None`` for augmentation only (RAD / DrQ style). The methods that learn from time
-        (:data:`rlrep.methods.TEMPORAL`: ``atc``, ``cpc``, ``spr``) read windows of the replay
-        buffer: SAC, TD3 or DQN with ``replay_buffer_class=rlrep.sb3.FrameStackReplayBuffer``.
+        (:data:`rlrep.methods.TEMPORAL`: ``atc``, ``cpc``, ``spr``, ``time_sup_con``) read
+        windows of the replay buffer: SAC, TD3 or DQN with
+        ``replay_buffer_class=rlrep.sb3.FrameStackReplayBuffer``.
     :param augmentation: an :func:`rlrep.augment.make` spec, e.g. ``"crop"``, ``"shift"``,
         ``"crop+color_jitter"``; ``None`` for none; or a kornia augmentation module, applied per
         stacked frame (``augmentation_kwargs={"eval_view": "center_crop"}`` for crops).
