@@ -4,7 +4,8 @@
   :func:`curl_sac_config`.
 - :class:`DrQ` — DrQ (Kostrikov et al. 2020) on SB3's SAC; :class:`DrQV2` — DrQ-v2 (Yarats et
   al. 2021) on SB3's TD3; :class:`ATCSAC` — SAC on an encoder trained by ATC alone (Stooke et
-  al. 2021); presets per task in :func:`config_for`.
+  al. 2021); :class:`SPRSAC` — SAC with SPR (Schwarzer et al. 2021) as the encoder's auxiliary
+  loss; presets per task in :func:`config_for`.
 - :func:`make_ppo_aux` — PPO on pixels with an auxiliary representation loss.
 - :func:`train` — what ``rlrep train`` runs: evaluation, logs, atomic checkpoints, resume.
 """
@@ -20,13 +21,16 @@ from rlrep.agents.presets import (
     DRQ,
     DRQ_V2,
     PPO_AUX,
+    SPR_SAC,
     ATCSACConfig,
     CURLSACConfig,
     DrQConfig,
     DrQV2Config,
+    SPRSACConfig,
     config_for,
     curl_sac_config,
 )
+from rlrep.agents.spr_sac import SPRSAC
 from rlrep.agents.train import AGENTS, parse_frames, train
 
 __all__ = [
@@ -38,12 +42,15 @@ __all__ = [
     "DRQ",
     "DRQ_V2",
     "PPO_AUX",
+    "SPRSAC",
+    "SPR_SAC",
     "ATCSACConfig",
     "CURLSACConfig",
     "DrQ",
     "DrQConfig",
     "DrQV2",
     "DrQV2Config",
+    "SPRSACConfig",
     "config_for",
     "curl_sac_config",
     "make_ppo_aux",

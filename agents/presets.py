@@ -1,5 +1,6 @@
 """Agent presets as data: the hyperparameters of CURL-SAC (Laskin et al. 2020, Table 3), DrQ
-(Kostrikov, Yarats & Fergus 2020) and DrQ-v2 (Yarats et al. 2021), per task.
+(Kostrikov, Yarats & Fergus 2020), DrQ-v2 (Yarats et al. 2021), ATC-SAC (Stooke et al. 2021) and
+SPR-SAC, per task.
 
 One table of values per agent, resolved per task by :func:`config_for`; code lives in
 :mod:`rlrep.agents.curl_sac`, :mod:`rlrep.agents.drq` and :mod:`rlrep.agents.drqv2`. Where a paper
@@ -20,10 +21,12 @@ __all__ = [
     "DRQ",
     "DRQ_V2",
     "PPO_AUX",
+    "SPR_SAC",
     "ATCSACConfig",
     "CURLSACConfig",
     "DrQConfig",
     "DrQV2Config",
+    "SPRSACConfig",
     "config_for",
     "curl_sac_config",
 ]
@@ -322,12 +325,75 @@ _ATC_TASKS: dict[str, dict[str, Any]] = {
     "hopper-hop": {"atc_lr_steps": 260_000},
 }
 
+
+@dataclass(frozen=True)
+class SPRSACConfig:
+    """SPR-SAC hyperparameters: CURL-SAC's (Table 3) for everything SAC, DrQ's shift for the
+    views, SPR's (Schwarzer et al. 2021; mila-iqia/spr) for the auxiliary loss. Step counts are
+    agent steps."""
+
+    action_repeat: int | None = None  # PlaNet's per-task values, as CURL's table
+    image_size: int = 84  # rendered and seen: the shift pads by 4 and crops back to 84
+    pad: int = 4
+    frame_stack: int = 3
+    buffer_size: int = 100_000
+    initial_steps: int = 1000
+    batch_size: int = 512
+    hidden_dim: int = 1024
+    features_dim: int = 50
+    num_filters: int = 32
+    num_layers: int = 4
+    encoder_tanh: bool = False
+    lr: float = 1e-3  # actor, critic with encoder, SPR's heads (2e-4 for cheetah-run)
+    alpha_lr: float = 1e-4
+    alpha_beta1: float = 0.5
+    init_temperature: float = 0.1
+    gamma: float = 0.99
+    critic_tau: float = 0.01
+    encoder_tau: float = 0.05  # the critic's target encoder (SAC's target, not SPR's)
+    actor_update_freq: int = 2
+    target_update_freq: int = 2
+    spr_steps: int = 5  # K
+    # Weight of the mean over steps of 2 − 2 cos: K gives each cosine the paper's weight
+    # (λ = 2 on Σ_k −cos; the code's model_spr_weight 5 at K = 5). Scale it with spr_steps.
+    spr_weight: float = 5.0
+    spr_projection_dim: int = 256
+    spr_hidden_dim: int = 256  # the transition MLP
+    spr_momentum: float = 0.99  # momentum_tau 0.01
+    channels_last: bool | None = None  # as CURL-SAC's
+
+    def __post_init__(self) -> None:
+        check_options(self, "SPR-SAC", _SPR_POSITIVE)
+        _check("SPR-SAC", (
+            (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
+            (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
+            (self.pad >= 0, f"pad {self.pad} < 0"),
+            (self.spr_weight >= 0, f"spr_weight {self.spr_weight} < 0"),
+            (0 <= self.gamma <= 1, f"gamma {self.gamma} is outside [0, 1]"),
+            (0 < self.critic_tau <= 1, f"critic_tau {self.critic_tau} is outside (0, 1]"),
+            (0 < self.encoder_tau <= 1, f"encoder_tau {self.encoder_tau} is outside (0, 1]"),
+            (0 <= self.spr_momentum <= 1, f"spr_momentum {self.spr_momentum} is outside [0, 1]"),
+            (0 <= self.alpha_beta1 < 1, f"alpha_beta1 {self.alpha_beta1} is outside [0, 1)"),
+        ))  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_SPR_POSITIVE = ("action_repeat", "image_size", "frame_stack", "buffer_size", "hidden_dim",
+                 "features_dim", "num_filters", "num_layers", "lr", "alpha_lr",
+                 "init_temperature", "actor_update_freq", "target_update_freq", "spr_steps",
+                 "spr_projection_dim", "spr_hidden_dim")  # fmt: skip
+
+SPR_SAC = SPRSACConfig()
+
 #: agent → (its defaults, per-task changes, the name its messages use).
 _PRESETS: dict[str, tuple[Any, dict[str, dict[str, Any]], str]] = {
     "curl-sac": (CURL_SAC, _CURL_TASKS, "CURL-SAC"),
     "drq": (DRQ, {}, "DrQ"),
     "drqv2": (DRQ_V2, _DRQV2_TASKS, "DrQ-v2"),
     "atc-sac": (ATC_SAC, _ATC_TASKS, "ATC-SAC"),
+    "spr-sac": (SPR_SAC, _CURL_TASKS, "SPR-SAC"),
 }
 
 

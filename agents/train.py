@@ -35,7 +35,7 @@ from rlrep.runs import (
 
 __all__ = ["AGENTS", "parse_frames", "train"]
 
-AGENTS = ("curl-sac", "drq", "drqv2", "atc-sac", "ppo-aux")
+AGENTS = ("curl-sac", "drq", "drqv2", "atc-sac", "spr-sac", "ppo-aux")
 
 
 def parse_frames(text: str | int) -> int:
@@ -59,14 +59,17 @@ def build_agent(
     """The model, and the :func:`rlrep.envs.make_env` arguments (all but the seed) of its env."""
     from rlrep.envs import make_env
 
-    if agent in ("curl-sac", "drq", "drqv2", "atc-sac"):
+    if agent in ("curl-sac", "drq", "drqv2", "atc-sac", "spr-sac"):
         from rlrep.agents.atc_sac import ATCSAC
         from rlrep.agents.curl_sac import CURLSAC
         from rlrep.agents.drq import DrQ
         from rlrep.agents.drqv2 import DrQV2
         from rlrep.agents.presets import config_for, curl_sac_config
+        from rlrep.agents.spr_sac import SPRSAC
 
-        agent_class = {"curl-sac": CURLSAC, "drq": DrQ, "drqv2": DrQV2, "atc-sac": ATCSAC}[agent]
+        agent_class = {
+            "curl-sac": CURLSAC, "drq": DrQ, "drqv2": DrQV2, "atc-sac": ATCSAC, "spr-sac": SPRSAC
+        }[agent]  # fmt: skip
         cfg = (
             curl_sac_config(task, **overrides)
             if agent == "curl-sac"

@@ -115,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument(
         "--env", required=True, help="DMC task, e.g. cartpole-swingup (or point_mass_pixels)"
     )
-    t.add_argument("--agent", default="curl-sac", help="curl-sac | ppo-aux")
+    t.add_argument(
+        "--agent",
+        default="curl-sac",
+        help="curl-sac | drq | drqv2 | atc-sac | spr-sac | ppo-aux (rlrep.agents.AGENTS)",
+    )
     t.add_argument(
         "--steps", default="100k", help="environment frames, action repeat included (100k, 500k)"
     )

@@ -1,18 +1,18 @@
-"""The agents of issue 13 (DrQ, DrQ-v2, ATC-SAC) and the methods over time (ATC, SPR, CPC,
+"""The agents of issue 13 (DrQ, DrQ-v2, ATC-SAC, SPR-SAC) and the methods over time (ATC, SPR, CPC,
 SAC-AE, time SupCon as SAC's auxiliary loss) learn the synthetic pixel task within a CI budget.
 
 Every model is scored on the same 20 seeded evaluation episodes (``test_sb3_learning.evaluate``;
 a uniform random policy: −41.0 there). Budgets are small (≤ 1200 agent steps, 8 conv filters,
 learning rate 1e-3), so each test checks that learning happens, not how well an agent does at
 scale. Returns of seed 0 on one thread at 21fb57b (``pytest -s`` prints them): drq −4.29, drqv2
-−7.40, atc-sac −5.95; SAC with atc −6.47, spr −5.08, cpc −10.35, sac_ae −9.14; time_sup_con
-−12.23 (at 7b13563).
+−7.40, atc-sac −5.95; SAC with atc −6.47, spr −5.08, cpc −10.35, sac_ae −9.14; at c0a1f3e:
+spr-sac −5.69, SAC with time_sup_con −12.23.
 """
 
 import pytest
 from stable_baselines3 import SAC
 
-from rlrep.agents import ATCSAC, DrQ, DrQV2, config_for
+from rlrep.agents import ATCSAC, SPRSAC, DrQ, DrQV2, config_for
 from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
 from tests.test_sb3_learning import evaluate, make_env, single_thread  # noqa: F401 (fixture)
 
@@ -21,6 +21,7 @@ AGENTS = {
     "drq": (DrQ, 800, {}),
     "drqv2": (DrQV2, 1200, {"update_every": 1, "lr": 1e-3, "std_steps": 1200}),
     "atc-sac": (ATCSAC, 1000, {"atc_batch_size": 64, "atc_latent_dim": 32, "atc_hidden_dim": 64}),
+    "spr-sac": (SPRSAC, 800, {"spr_steps": 3, "spr_weight": 3.0, "spr_projection_dim": 32}),
 }
 
 

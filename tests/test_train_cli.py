@@ -47,6 +47,13 @@ def read_eval(path):
         return list(csv.DictReader(f))
 
 
+def test_help_names_every_agent():
+    from rlrep.agents import AGENTS
+
+    help_text = " ".join(rlrep("train", "--help").stdout.split())
+    assert all(agent in help_text for agent in AGENTS)
+
+
 def test_parse_frames():
     assert (
         parse_frames("100k") == 100_000

@@ -28,9 +28,10 @@ TINY = {
     "crop_size": 32,
 }
 PPO_TINY = {"n_steps": 16, "batch_size": 16, "n_envs": 2, "image_size": 36}
-#: DrQ, DrQ-v2 and ATC-SAC see the whole frame (no crop_size).
+#: DrQ, DrQ-v2, ATC-SAC and SPR-SAC see the whole frame (no crop_size).
 SHIFT_TINY = {k: v for k, v in TINY.items() if k != "crop_size"}
 ATC_TINY = {**SHIFT_TINY, "atc_batch_size": 8, "atc_latent_dim": 8, "atc_hidden_dim": 16}
+SPR_TINY = {**SHIFT_TINY, "spr_steps": 2, "spr_projection_dim": 8, "spr_hidden_dim": 16}
 RUN = {"frames": 120, "seed": 0, "eval_every": 40, "eval_episodes": 2, "progress": False}
 
 
@@ -54,7 +55,7 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize(
     ("agent", "kw"),
     [("curl-sac", TINY), ("ppo-aux", PPO_TINY), ("drq", SHIFT_TINY), ("drqv2", SHIFT_TINY),
-     ("atc-sac", ATC_TINY)],
+     ("atc-sac", ATC_TINY), ("spr-sac", SPR_TINY)],
 )  # fmt: skip
 def test_resume_continues_to_the_same_returns(tmp_path, agent, kw, reference):
     full = train("point_mass_pixels", agent=agent, out=tmp_path / "a", **RUN, **kw)
