@@ -9,10 +9,10 @@ and its reference code differ, the choice and the alternative are noted next to 
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from rlrep.agents.config_checks import check_options, check_ranges
 from rlrep.envs.tasks import SYNTHETIC_TASK
 
 __all__ = [
@@ -30,43 +30,6 @@ __all__ = [
     "config_for",
     "curl_sac_config",
 ]
-
-
-def check_options(config: Any, label: str, positive: tuple[str, ...]) -> None:
-    """``ValueError`` naming the option unless every field has its default's type (ints not
-    bools, finite floats), the ``positive`` ones are > 0 and ``action_repeat`` and
-    ``channels_last`` are of their kinds or ``None``."""
-    for f in fields(config):
-        value, default = getattr(config, f.name), f.default
-        if isinstance(default, (bool, int)):
-            ok = isinstance(value, type(default)) and not (
-                isinstance(value, bool) and not isinstance(default, bool)
-            )
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            ok = ok and math.isfinite(value)
-        else:
-            continue
-        if not ok:
-            kind = type(default).__name__
-            raise ValueError(f"{label} option {f.name} must be a finite {kind}, got {value!r}")
-    channels_last = getattr(config, "channels_last", None)
-    if channels_last is not None and not isinstance(channels_last, bool):
-        raise ValueError(
-            f"{label} option channels_last must be True, False or None, got {channels_last!r}"
-        )
-    repeat = config.action_repeat
-    if repeat is not None and not (isinstance(repeat, int) and not isinstance(repeat, bool)):
-        raise ValueError(f"{label} option action_repeat must be an int or None, got {repeat!r}")
-    for name in positive:
-        if getattr(config, name) is not None and getattr(config, name) <= 0:
-            raise ValueError(f"{label} option {name} must be > 0, got {getattr(config, name)}")
-
-
-def _check(label: str, checks: tuple[tuple[bool, str], ...]) -> None:
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(f"{label} option {message}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +71,7 @@ class CURLSACConfig:
 
     def __post_init__(self) -> None:
         check_options(self, "CURL-SAC", _POSITIVE)
-        _check("CURL-SAC", (
+        check_ranges("CURL-SAC", (
             (self.batch_size >= 2, f"batch_size {self.batch_size} < 2 (CURL needs negatives)"),
             (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
             (0 <= self.gamma <= 1, f"gamma {self.gamma} is outside [0, 1]"),
@@ -167,7 +130,7 @@ class DrQConfig:
 
     def __post_init__(self) -> None:
         check_options(self, "DrQ", _DRQ_POSITIVE)
-        _check("DrQ", (
+        check_ranges("DrQ", (
             (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
             (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
             (self.pad >= 0, f"pad {self.pad} < 0"),
@@ -221,7 +184,7 @@ class DrQV2Config:
 
     def __post_init__(self) -> None:
         check_options(self, "DrQ-v2", _DRQV2_POSITIVE)
-        _check("DrQ-v2", (
+        check_ranges("DrQ-v2", (
             (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
             (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
             (self.pad >= 0, f"pad {self.pad} < 0"),
@@ -292,7 +255,7 @@ class ATCSACConfig:
 
     def __post_init__(self) -> None:
         check_options(self, "ATC-SAC", _ATC_POSITIVE)
-        _check("ATC-SAC", (
+        check_ranges("ATC-SAC", (
             (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
             (self.atc_batch_size >= 2, f"atc_batch_size {self.atc_batch_size} < 2 (negatives)"),
             (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
@@ -364,7 +327,7 @@ class SPRSACConfig:
 
     def __post_init__(self) -> None:
         check_options(self, "SPR-SAC", _SPR_POSITIVE)
-        _check("SPR-SAC", (
+        check_ranges("SPR-SAC", (
             (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
             (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
             (self.pad >= 0, f"pad {self.pad} < 0"),
