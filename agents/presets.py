@@ -161,7 +161,8 @@ class DrQV2Config:
     pad: int = 4
     frame_stack: int = 3
     # The code's 1M; the replay stores each frame once (~21 KB per transition at 9×84×84), so
-    # 1M needs ~22 GB of host (or GPU) memory: pass buffer_size=100_000 on smaller machines.
+    # 1M holds ~22 GB when full (host RAM grows as frames arrive; a GPU ring is allocated
+    # whole): pass buffer_size=100_000 on smaller machines.
     buffer_size: int = 1_000_000
     initial_steps: int = 2000  # num_seed_frames 4000 at action repeat 2: uniform actions
     batch_size: int = 256

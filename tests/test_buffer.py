@@ -1,5 +1,7 @@
 """FrameStackReplayBuffer returns exactly what SB3's ReplayBuffer returns, at a fraction of the memory."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -124,6 +126,24 @@ def test_memory_per_transition_at_most_1_1_frames():
     assert buf.frame_capacity == capacity  # no growth needed
     assert buf.nbytes_per_transition() <= 1.1 * frame_bytes
     assert buf.nbytes_per_transition() < naive_bytes / 5
+
+
+def resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux's /proc")
+def test_host_memory_follows_the_frames_stored_not_the_capacity():
+    obs_space = spaces.Box(0, 255, (9, 84, 84), dtype=np.uint8)
+    act_space = spaces.Box(-1, 1, (2,), dtype=np.float32)
+    before = resident_bytes()
+    buf = FrameStackReplayBuffer(100_000, obs_space, act_space)  # a 2.2 GB frame ring
+    fill([buf], n_envs=1, steps=300, size=84, episode_lengths=(125,))
+    ring = buf.frames.numel()
+    assert ring > 2e9
+    # Actions, rewards and ids for 100k slots are ~4 MB; 300 stored frames ~6 MB.
+    assert resident_bytes() - before < 0.05 * ring
 
 
 def test_bad_input():

@@ -117,15 +117,19 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.timeouts = np.zeros(rows, dtype=np.float32)
         # 2% slack covers the first frames of episodes of ≥ 50 steps; the ring grows if needed.
         capacity = math.ceil(1.02 * self.buffer_size * self.n_envs) + self.n_envs * (self.k + 1)
-        self.frames = torch.zeros(
-            (capacity, self.frame_channels, h, w), dtype=torch.uint8, device=self.storage_device
-        )
+        self.frames = self._frame_ring(capacity, (self.frame_channels, h, w))
         self.frames_written = 0
         self._stack_ids: list[np.ndarray | None] = [
             None
         ] * self.n_envs  # ids of each env's last next_obs
 
     # --- storage -------------------------------------------------------------------------------
+    def _frame_ring(self, capacity: int, frame_shape: tuple[int, ...]) -> torch.Tensor:
+        """Uninitialised storage for ``capacity`` frames: only written slots are ever read, and
+        untouched host pages take no memory, so a 1M-transition ring holds RAM in proportion to
+        the frames stored (``torch.zeros`` would write, and so hold, all of it up front)."""
+        return torch.empty((capacity, *frame_shape), dtype=torch.uint8, device=self.storage_device)
+
     @property
     def frame_capacity(self) -> int:
         return self.frames.shape[0]
@@ -162,9 +166,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
     def _grow(self, needed: int, oldest_needed: int) -> None:
         new_capacity = max(needed + self.n_envs * (self.k + 1), int(self.frame_capacity * 1.25))
         live = torch.arange(oldest_needed, self.frames_written, device=self.storage_device)
-        grown = torch.zeros(
-            (new_capacity, *self.frames.shape[1:]), dtype=torch.uint8, device=self.storage_device
-        )
+        grown = self._frame_ring(new_capacity, self.frames.shape[1:])
         grown[live % new_capacity] = self.frames[live % self.frame_capacity]
         self.frames = grown
 
@@ -265,9 +267,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.dones[:n] = state["dones"]
         self.timeouts[:n] = state["timeouts"]
         capacity = int(state["frame_capacity"])
-        self.frames = torch.zeros(
-            (capacity, *self.frames.shape[1:]), dtype=torch.uint8, device=self.storage_device
-        )
+        self.frames = self._frame_ring(capacity, self.frames.shape[1:])
         live = torch.arange(first, written, device=self.storage_device)
         self.frames[live % capacity] = torch.as_tensor(state["frames"], device=self.storage_device)
         self._stack_ids = [ids.copy() if ids[0] >= 0 else None for ids in state["stack_ids"]]
