@@ -98,8 +98,12 @@ class RunFolder:
         return final
 
     def write_eval_csv(self, history: list[dict[str, Any]]) -> None:
+        """``eval.csv``: :data:`EVAL_FIELDS`, then the columns of distracted variants in the order
+        they first appear (empty in rows evaluated before a variant was added on resume)."""
+        extra = [k for row in history for k in row if k not in EVAL_FIELDS]
+        fields = EVAL_FIELDS + list(dict.fromkeys(extra))
         with atomic_write(self.out / "eval.csv", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(history)
 

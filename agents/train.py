@@ -15,12 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import DummyVecEnv
 
+from rlrep.agents.evaluation import Evaluation
 from rlrep.agents.run_folder import RunFolder
 from rlrep.agents.run_state import load_run_state, save_run_state
 from rlrep.atomic import atomic_write
@@ -148,25 +146,13 @@ class _Progress(BaseCallback):
         self.bar.close()
 
 
-class _RandomPolicy:
-    """Uniform random actions from a seeded generator (``evaluate_policy``'s predictor protocol)."""
-
-    def __init__(self, space: Any, seed: int) -> None:
-        self.space, self.rng = space, np.random.default_rng(seed)
-
-    def predict(self, obs: np.ndarray, state=None, episode_start=None, deterministic=False):
-        shape = (len(obs), *self.space.shape)
-        return self.rng.uniform(self.space.low, self.space.high, shape).astype(np.float32), None
-
-
 class _Run:
     """Evaluation, history and checkpoints of one run."""
 
     def __init__(self, folder: RunFolder, frames: int, repeat: int, eval_every: int,
-                 eval_episodes: int, eval_env: DummyVecEnv, eval_seed: int, progress: bool):  # fmt: skip
+                 evaluation: Evaluation, progress: bool):  # fmt: skip
         self.folder, self.frames, self.repeat = folder, frames, repeat
-        self.eval_every, self.eval_episodes = eval_every, eval_episodes
-        self.eval_env, self.eval_seed, self.progress = eval_env, eval_seed, progress
+        self.eval_every, self.evaluation, self.progress = eval_every, evaluation, progress
         self.history: list[dict[str, Any]] = []
         self.next_eval = eval_every
         self.wall_time = 0.0
@@ -195,41 +181,16 @@ class _Run:
             "the inputs, then start a new run or --resume from that checkpoint"
         )
 
-    def evaluate_random_policy(self, action_space: Any) -> tuple[float, float]:
-        """Mean and std return of uniform random actions on the evaluation episodes (the same
-        start states as every evaluation), the reference a learning curve is read against."""
-        self.eval_env.seed(self.eval_seed)
-        returns, _ = evaluate_policy(
-            _RandomPolicy(action_space, self.eval_seed),
-            self.eval_env,
-            n_eval_episodes=self.eval_episodes,
-            return_episode_rewards=True,
-            warn=False,
-        )
-        return float(np.mean(returns)), float(np.std(returns))
-
     def evaluate_and_checkpoint(self, model: BaseAlgorithm) -> dict[str, Any]:
         self.check_finite(model)
         frames = self.frames_done(model.num_timesteps)
-        self.eval_env.seed(self.eval_seed)  # the same start states at every evaluation
-        returns, _ = evaluate_policy(
-            model,
-            self.eval_env,
-            n_eval_episodes=self.eval_episodes,
-            deterministic=True,
-            return_episode_rewards=True,
-            warn=False,
-        )
-        row = {
-            "frames": frames,
-            "agent_steps": model.num_timesteps,
-            "mean_return": float(np.mean(returns)),
-            "std_return": float(np.std(returns)),
-            "episodes": len(returns),
-            "wall_time": round(self.wall_time + time.time() - self.started, 1),
-        }
+        row = {"frames": frames, "agent_steps": model.num_timesteps,
+               **self.evaluation.evaluate(model),
+               "wall_time": round(self.wall_time + time.time() - self.started, 1)}  # fmt: skip
         self.history.append(row)
         model.logger.record("eval/mean_return", row["mean_return"])
+        for v in self.evaluation.variants:
+            model.logger.record(f"eval/mean_return_{v}", row[f"mean_return_{v}"])
         model.logger.record("eval/frames", frames)
         model.logger.dump(model.num_timesteps)
         self.next_eval = (frames // self.eval_every + 1) * self.eval_every
@@ -240,8 +201,12 @@ class _Run:
         self.last_checkpoint = (path, frames)
         self.folder.write_eval_csv(self.history)
         if not self.progress:
+            variants = "".join(
+                f"  {v} {row[f'mean_return_{v}']:.1f}" for v in self.evaluation.variants
+            )
             print(
-                f"frames {frames:>8d}  return {row['mean_return']:8.1f} ± {row['std_return']:.1f}",
+                f"frames {frames:>8d}  return {row['mean_return']:8.1f} ± {row['std_return']:.1f}"
+                + variants,
                 flush=True,
             )
         return row
@@ -253,6 +218,22 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
     return flat | {f"overrides.{k}": v for k, v in config["overrides"].items()}
 
 
+def _check_distractions(task: str, names: tuple[str, ...] | list[str]) -> None:
+    """``ValueError`` before anything runs: an unknown or repeated name, or any for a task
+    without distractions."""
+    from rlrep.envs import DISTRACTIONS, SYNTHETIC_TASK
+
+    if isinstance(names, str):
+        raise ValueError(f"eval_distractions takes a list of names, got the string {names!r}")
+    unknown = [n for n in names if n not in DISTRACTIONS]
+    if unknown:
+        raise ValueError(f"unknown distractions {unknown}; valid: {', '.join(DISTRACTIONS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"eval_distractions repeats a name: {list(names)}")
+    if names and task == SYNTHETIC_TASK:
+        raise ValueError(f"{SYNTHETIC_TASK} has no distracted variants; they are DMC tasks'")
+
+
 def train(
     task: str,
     agent: str = "curl-sac",
@@ -261,6 +242,7 @@ def train(
     out: str | Path = "runs/run",
     eval_every: int | str = 10_000,
     eval_episodes: int = 10,
+    eval_distractions: tuple[str, ...] | list[str] = (),
     resume: bool = False,
     resume_if_exists: bool = False,
     allow_config_change: bool = False,
@@ -271,6 +253,10 @@ def train(
     """Train ``agent`` on ``task`` for ``frames`` environment frames (action repeat included).
 
     :param task: a DMC task (``cartpole-swingup``) or ``point_mass_pixels``.
+    :param eval_distractions: distracted variants of the task (:data:`rlrep.envs.DISTRACTIONS`,
+        e.g. ``("color_hard", "video_easy")``) evaluated at every evaluation next to the clean
+        env, on the same seeded episodes (``eval.csv`` columns ``mean_return_<variant>``,
+        ``std_return_<variant>``). DMC tasks only.
     :param resume: continue the run in ``out`` (an error if it holds no checkpoint, unless
         ``resume_if_exists``, which then starts a new run).
     :param allow_config_change: on resume, apply hyperparameters or evaluation settings that
@@ -289,6 +275,7 @@ def train(
         raise ValueError(f"eval_episodes must be a positive integer, got {eval_episodes!r}")
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
+    _check_distractions(task, eval_distractions)
     folder = RunFolder(out)
     config = {
         "task": task,
@@ -297,6 +284,7 @@ def train(
         "frames": frames,
         "eval_every": eval_every,
         "eval_episodes": eval_episodes,
+        "eval_distractions": list(eval_distractions),
         "overrides": overrides,
     }
     with run_lock(folder.out):
@@ -309,7 +297,8 @@ def train(
             folder.clear()  # what a run stopped before its first checkpoint left
         changes: dict[str, list[Any]] = {}
         if resuming:
-            stored = folder.read_config()
+            # Runs started before evaluations on distracted variants existed evaluated none.
+            stored = {"eval_distractions": [], **folder.read_config()}
             for key in ("task", "agent", "seed"):
                 if stored[key] != config[key]:
                     raise RunFolderError(
@@ -323,9 +312,13 @@ def train(
 
         model, env_kwargs = build_agent(agent, task, seed, device, overrides)
         repeat = action_repeat_of(task, env_kwargs["action_repeat"])
-        eval_env = DummyVecEnv([lambda: make_env(task, seed=seed + 10_000, **env_kwargs)])
-        run = _Run(folder, frames, repeat, eval_every, eval_episodes, eval_env, seed + 10_000,
-                   progress)  # fmt: skip
+        evaluation = Evaluation(
+            lambda d: make_env(task, seed=seed + 10_000, distraction=d, **env_kwargs),
+            config["eval_distractions"],
+            seed + 10_000,
+            eval_episodes,
+        )
+        run = _Run(folder, frames, repeat, eval_every, evaluation, progress)
         if resuming:
             state = folder.read_state(checkpoint)
             load_run_state(model, checkpoint, state["run"])
@@ -350,8 +343,8 @@ def train(
         with atomic_write(folder.out / "model.zip", "wb") as f:
             model.save(f)  # SB3's format, for sharing and SAC.load
         final = run.history[-1]
-        random_mean, random_std = run.evaluate_random_policy(model.action_space)
-        eval_env.close()
+        random_mean, random_std = evaluation.random_policy(model.action_space)
+        evaluation.close()
     print(
         f"final evaluation after {final['frames']} frames: return {final['mean_return']:.1f} ± "
         f"{final['std_return']:.1f} over {final['episodes']} episodes (random policy on the "

@@ -4,17 +4,21 @@
 with the newest frame last, rendered once per agent step; an action is repeated ``action_repeat``
 times (CURL's per-task default) with the rewards summed; an episode is 1000 environment steps and
 ends by truncation. ``info`` carries the proprioceptive ``state`` and the environment steps taken,
-so frames can be counted as the papers count them.
+so frames can be counted as the papers count them. ``distraction="color_hard"`` (any of
+:data:`~rlrep.envs.distractions.DISTRACTIONS`) renders the task with DMC-GB / Distracting Control
+style visual distractions, leaving its dynamics as they are.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
+from rlrep.envs.distractions import Distraction, check_distraction, make_distraction
 from rlrep.envs.rendering import ensure_rendering_backend
 
 __all__ = ["CURL_TASKS", "DMC_TASKS", "DMCEnv", "default_action_repeat", "make_dmc"]
@@ -105,8 +109,12 @@ class DMCEnv(gym.Env):
         render_mode: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         environment_kwargs: dict[str, Any] | None = None,
+        *,
+        distraction: str | None = None,
+        background_dir: str | os.PathLike | None = None,
     ) -> None:
         domain, name = _split(task)
+        check_distraction(distraction, background_dir, from_pixels)
         self.task = task
         self.image_size = _positive_int(
             image_size, "image_size", "e.g. 84, or 100 for CURL's 84-crop"
@@ -129,6 +137,17 @@ class DMCEnv(gym.Env):
             task_kwargs={**(task_kwargs or {}), "random": seed},
             environment_kwargs=environment_kwargs,
         )
+        self.distraction = distraction
+        self._distraction: Distraction | None = None
+        if distraction is not None:
+            self._distraction = make_distraction(
+                distraction,
+                self._env.physics,
+                camera_id=self.camera_id,
+                image_size=self.image_size,
+                background_dir=background_dir,
+                seed=seed,
+            )
         spec = self._env.action_spec()
         low = np.broadcast_to(spec.minimum, spec.shape).astype(np.float64)
         high = np.broadcast_to(spec.maximum, spec.shape).astype(np.float64)
@@ -155,6 +174,10 @@ class DMCEnv(gym.Env):
         if seed is not None:
             self._env.task.random.seed(seed)
         timestep = self._env.reset()
+        if self._distraction is not None:
+            if seed is not None:
+                self._distraction.seed(seed)
+            self._distraction.reset()
         self._episode_env_steps = 0
         if self.from_pixels:
             frame = self._render_frame()
@@ -177,6 +200,8 @@ class DMCEnv(gym.Env):
             if timestep.last():
                 break
         self._episode_env_steps += env_steps
+        if self._distraction is not None:
+            self._distraction.advance()
         if self.from_pixels:
             self._frames.append(self._render_frame())
         # Suite tasks end only at their time limit (discount 1): truncation, not termination.
@@ -186,11 +211,12 @@ class DMCEnv(gym.Env):
         return self._observation(timestep), float(reward), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
-        """The current camera image ``(H, W, 3)`` uint8 (``render_mode="rgb_array"``)."""
+        """The current camera image ``(H, W, 3)`` uint8 (``render_mode="rgb_array"``), distracted
+        as the newest observation frame."""
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode='rgb_array'")
             return None
-        return self._env.physics.render(self.image_size, self.image_size, camera_id=self.camera_id)
+        return self._render_image()
 
     def close(self) -> None:
         """Free the physics and its rendering context."""
@@ -202,7 +228,8 @@ class DMCEnv(gym.Env):
     def get_state(self) -> dict[str, Any]:
         """Everything the next steps depend on, as arrays and JSON values, so a run can stop
         mid-episode and continue bit for bit: MuJoCo's full integration state (warm start
-        included), the time-limit counter, the task's random state and the stacked frames."""
+        included), the time-limit counter, the task's random state, the stacked frames and the
+        distraction (its generator and the current episode's draw)."""
         import mujoco
 
         physics = self._env.physics
@@ -210,7 +237,7 @@ class DMCEnv(gym.Env):
         mj_state = np.empty(mujoco.mj_stateSize(physics.model.ptr, spec))
         mujoco.mj_getState(physics.model.ptr, physics.data.ptr, mj_state, spec)
         kind, keys, pos, has_gauss, gauss = self._env.task.random.get_state()
-        return {
+        state = {
             "mj_state": mj_state,
             "step_count": int(self._env._step_count),
             "reset_next_step": bool(self._env._reset_next_step),
@@ -224,6 +251,9 @@ class DMCEnv(gym.Env):
             "frames": np.stack(self._frames) if self._frames else np.zeros((0,), np.uint8),
             "episode_env_steps": self._episode_env_steps,
         }
+        if self._distraction is not None:
+            state["distraction"] = self._distraction.get_state()
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_state` returned (for the same task and settings)."""
@@ -242,12 +272,17 @@ class DMCEnv(gym.Env):
         self._frames.clear()
         self._frames.extend(list(state["frames"]))
         self._episode_env_steps = state["episode_env_steps"]
+        if self._distraction is not None:
+            self._distraction.set_state(state["distraction"])
 
     # --- helpers -------------------------------------------------------------------------------
+    def _render_image(self) -> np.ndarray:
+        img = self._env.physics.render(self.image_size, self.image_size, camera_id=self.camera_id)
+        return img if self._distraction is None else self._distraction.composite(img)
+
     def _render_frame(self) -> np.ndarray:
         # (H, W, 3) → (3, H, W) as a view: the only copy is the one into the stacked observation.
-        img = self._env.physics.render(self.image_size, self.image_size, camera_id=self.camera_id)
-        return img.transpose(2, 0, 1)
+        return self._render_image().transpose(2, 0, 1)
 
     def _observation(self, timestep) -> np.ndarray:
         if self.from_pixels:
@@ -270,6 +305,9 @@ def make_dmc(
     seed: int | None = None,
     camera_id: int | None = None,
     from_pixels: bool = True,
+    *,
+    distraction: str | None = None,
+    background_dir: str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> DMCEnv:
     """A DMC task as a gymnasium environment following the CURL/DrQ pixel protocol.
@@ -284,9 +322,21 @@ def make_dmc(
     :param seed: seed of the task's random state (initial states); ``reset(seed=…)`` reseeds.
     :param camera_id: ``None`` = 0, or 2 for quadruped (as DrQ).
     :param from_pixels: ``False`` gives the flat proprioceptive state (a state baseline).
+    :param distraction: ``None`` or one of :data:`~rlrep.envs.distractions.DISTRACTIONS`:
+        ``"color_easy"``/``"color_hard"`` (agent, floor and sky colours per episode),
+        ``"video_easy"``/``"video_hard"`` (clips behind the sky, or sky and floor),
+        ``"camera_easy"``/``"camera_hard"`` (camera pose per episode); see
+        :mod:`rlrep.envs.distractions`. Drawn from their own generator, seeded by ``seed`` and
+        ``reset(seed=…)``; states, rewards and terminations stay those of the clean task.
+    :param background_dir: clips for the video modes: one entry per clip in sorted order, a
+        sub-folder of frames (``*.png``/``*.jpg``, sorted) or a ``.npy`` of shape
+        ``(T, H, W, 3)`` uint8; video_easy uses the first 10, video_hard all. ``None``: seeded
+        procedural clips (smooth noise and moving shapes, no data files).
     :param kwargs: ``render_mode``, ``task_kwargs``, ``environment_kwargs`` for ``suite.load``.
-    :raises ValueError: unknown task, non-positive sizes.
+    :raises ValueError: unknown task or distraction, non-positive sizes, a distraction with
+        ``from_pixels=False``, a ``background_dir`` of another layout.
     """
     return DMCEnv(
-        task, image_size, frame_stack, action_repeat, seed, camera_id, from_pixels, **kwargs
-    )
+        task, image_size, frame_stack, action_repeat, seed, camera_id, from_pixels,
+        distraction=distraction, background_dir=background_dir, **kwargs,
+    )  # fmt: skip

@@ -21,6 +21,7 @@ def make_env(
     frame_stack: int = 3,
     action_repeat: int | None = None,
     seed: int | None = None,
+    distraction: str | None = None,
 ) -> gym.Env:
     """A seeded pixel env for ``task``: a DMC task (:func:`~rlrep.envs.make_dmc`) or
     ``point_mass_pixels`` (:class:`~rlrep.envs.PointMassPixels`).
@@ -30,13 +31,20 @@ def make_env(
     :param frame_stack: frames per observation, ``(3·frame_stack, H, W)``.
     :param action_repeat: DMC only; ``None`` = CURL's per-task value. The synthetic task has none.
     :param seed: seed of the initial states.
-    :raises ValueError: unknown task, or an action repeat for the synthetic task.
+    :param distraction: DMC only: a visual distraction of :func:`~rlrep.envs.make_dmc`
+        (e.g. ``"color_hard"``); ``None`` for the clean task.
+    :raises ValueError: unknown task, or an action repeat or a distraction for the synthetic task.
     """
     if task != SYNTHETIC_TASK:
         return make_dmc(
             task, image_size=image_size, frame_stack=frame_stack, action_repeat=action_repeat,
-            seed=seed,
+            seed=seed, distraction=distraction,
         )  # fmt: skip
+    if distraction is not None:
+        raise ValueError(
+            f"{SYNTHETIC_TASK} has no visual distractions (got distraction={distraction!r}); "
+            "they apply to DMC tasks, e.g. cartpole-swingup"
+        )
     if action_repeat not in (None, 1):
         raise ValueError(
             f"{SYNTHETIC_TASK} has no action repeat (one step per action), got action_repeat="

@@ -51,6 +51,7 @@ def command(
     eval_every: str,
     eval_episodes: int,
     extra: list[str],
+    eval_distractions: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
     cmd = [
         sys.executable,
@@ -76,6 +77,8 @@ def command(
         "--no-progress",
         "--resume-if-exists",  # continue an interrupted run, or start it
     ]
+    if eval_distractions:
+        cmd += ["--eval-distraction", *eval_distractions]
     return cmd + (["--set", *extra] if extra else [])
 
 
@@ -111,6 +114,13 @@ def main() -> None:
     )
     parser.add_argument("--eval-every", default="10000")
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument(
+        "--eval-distraction",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="distracted variants evaluated next to the clean task (train clean, test each)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="local processes at once")
     parser.add_argument("--executor", choices=["local", "submitit"], default="local")
     parser.add_argument("--slurm-partition", default=None)
@@ -143,7 +153,7 @@ def main() -> None:
                     print(f"done     {name}")
                     continue
                 cmd = command(agent, task, seed, frames, path, args.eval_every,
-                              args.eval_episodes, extra)  # fmt: skip
+                              args.eval_episodes, extra, args.eval_distraction)  # fmt: skip
                 jobs.append((name, path, cmd))
     if not jobs:
         print("all runs finished")

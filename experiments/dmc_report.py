@@ -8,7 +8,10 @@ evaluation at (or just before) each budget, and writes next to ``<out>``:
   CURL paper's and DrQ's reported means side by side;
 - ``aggregate.md`` and ``iqm.png`` — IQM of returns/1000 over all runs of each agent with 95%
   stratified-bootstrap CIs (rliable, Agarwal et al. 2021);
-- ``curves.png`` — learning curves (mean ± std over seeds) per task, one line per agent.
+- ``curves.png`` — learning curves (mean ± std over seeds) per task, one line per agent;
+- when runs evaluated distracted variants (``rlrep train --eval-distraction``):
+  ``generalisation.md`` / ``.csv`` (trained clean, evaluated on each variant: mean ± std over
+  seeds per task, IQM with 95% CIs per agent and variant) and ``generalisation.png``.
 
 Usage: ``python experiments/dmc_report.py runs/dmc [--budgets 100k 500k] [--agents curl-sac drq]``
 (default: every agent folder under ``runs/dmc``).
@@ -64,17 +67,34 @@ REFERENCE = {
 REFERENCE_MEANS = {"CURL": {100_000: 560, 500_000: 846}, "DrQ": {100_000: 688, 500_000: 882}}
 
 
-def load_runs(root: Path, agent: str) -> dict[str, dict[int, np.ndarray]]:
-    """task → seed → array of (frames, mean_return) rows."""
+def load_runs(
+    root: Path, agent: str, column: str = "mean_return"
+) -> dict[str, dict[int, np.ndarray]]:
+    """task → seed → array of (frames, ``column``) rows (rows where it is empty left out:
+    evaluations made before a distracted variant was added)."""
     runs: dict[str, dict[int, np.ndarray]] = {}
     for eval_csv in sorted((root / agent).glob("*/seed*/eval.csv")):
         with open(eval_csv) as f:
-            rows = [(int(r["frames"]), float(r["mean_return"])) for r in csv.DictReader(f)]
+            rows = [(int(r["frames"]), float(r[column])) for r in csv.DictReader(f)
+                    if r.get(column)]  # fmt: skip
         if rows:
             runs.setdefault(eval_csv.parent.parent.name, {})[int(eval_csv.parent.name[4:])] = (
                 np.array(rows)
             )
     return runs
+
+
+def variants_in(root: Path, agent: str) -> list[str]:
+    """The distracted variants evaluated in any of ``agent``'s runs (``mean_return_<variant>``
+    columns of ``rlrep train --eval-distraction``), in the order first seen."""
+    names: dict[str, None] = {}
+    for eval_csv in sorted((root / agent).glob("*/seed*/eval.csv")):
+        with open(eval_csv) as f:
+            header = next(csv.reader(f), [])
+        names.update(
+            (c[len("mean_return_") :], None) for c in header if c.startswith("mean_return_")
+        )
+    return list(names)
 
 
 def agents_in(root: Path) -> list[str]:
@@ -137,6 +157,86 @@ def aggregate(runs, budget: int, reps: int = 2000) -> tuple[float, float, float,
         float(interval["agent"][1, 0]),
         n,
     )
+
+
+def generalisation(root: Path, agents: list[str], budgets: list[int], out: Path) -> bool:
+    """Train clean, test each distracted variant: ``generalisation.md`` / ``.csv`` (mean ± std
+    over seeds per agent, task, budget and variant; IQM with 95% CIs per agent and variant) and
+    ``generalisation.png``. False (nothing written) when no run evaluated a variant."""
+    results = {}  # (agent, variant) → runs; variant "clean" is the training env
+    for agent in agents:
+        for variant in variants_in(root, agent):
+            results[(agent, "clean")] = load_runs(root, agent)
+            results[(agent, variant)] = load_runs(root, agent, f"mean_return_{variant}")
+    if not results:
+        return False
+    variants = list(dict.fromkeys(v for _, v in results))
+    rows = []
+    for (agent, variant), runs in results.items():
+        for row in table({agent: runs}, budgets):
+            rows.append({"variant": variant, **{k: row[k] for k in
+                         ("agent", "task", "budget", "seeds", "mean", "std")}})  # fmt: skip
+    with open(out / "generalisation.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["agent", "variant", "task", "budget", "seeds",
+                                               "mean", "std"])  # fmt: skip
+        writer.writeheader()
+        writer.writerows(rows)
+    cells = {(r["agent"], r["variant"], r["task"], r["budget"]): r for r in rows}
+    lines = ["| agent | task | frames | " + " | ".join(variants) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in variants) + " |"]  # fmt: skip
+    for agent, task, budget in sorted({(r["agent"], r["task"], r["budget"]) for r in rows}):
+        scores = [cells.get((agent, v, task, budget)) for v in variants]
+        lines.append(f"| {agent} | {task} | {budget:,} | " + " | ".join(
+            f"{c['mean']:.0f} ± {c['std']:.0f} ({c['seeds']})" if c else "" for c in scores) + " |")  # fmt: skip
+    iqms = {}
+    lines += ["", "| agent | frames | " + " | ".join(f"{v} IQM [95% CI]" for v in variants) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in variants) + " |"]  # fmt: skip
+    for agent in dict.fromkeys(a for a, _ in results):
+        for budget in budgets:
+            cells_ = []
+            for v in variants:
+                result = aggregate(results[(agent, v)], budget) if (agent, v) in results else None
+                if result:
+                    iqms[(agent, v, budget)] = result
+                cells_.append(
+                    f"{result[0]:.3f} [{result[1]:.3f}, {result[2]:.3f}]" if result else ""
+                )
+            lines.append(f"| {agent} | {budget:,} | " + " | ".join(cells_) + " |")
+    (out / "generalisation.md").write_text("\n".join(lines) + "\n")
+    if iqms:
+        plot_generalisation(iqms, variants, out / "generalisation.png")
+    return True
+
+
+def plot_generalisation(iqms: dict, variants: list[str], path: Path) -> None:
+    """IQM with its 95% CI per agent (rows) and variant (markers), one panel per budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = sorted({b for *_, b in iqms})
+    agents = list(dict.fromkeys(a for a, *_ in iqms))
+    fig, axes = plt.subplots(1, len(budgets), figsize=(4.5 * len(budgets), 0.8 + 0.6 * len(agents)),
+                             squeeze=False)  # fmt: skip
+    for ax, budget in zip(axes[0], budgets, strict=True):
+        for j, variant in enumerate(variants):
+            offset = (j - (len(variants) - 1) / 2) * 0.8 / max(len(variants), 1)
+            points = [(y + offset, iqms[(a, variant, budget)]) for y, a in enumerate(agents)
+                      if (a, variant, budget) in iqms]  # fmt: skip
+            if points:
+                ys, vals = zip(*points, strict=True)
+                x = np.array([v[0] for v in vals])
+                err = np.array([[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]])
+                ax.errorbar(x, ys, xerr=err, fmt="o", capsize=3, label=variant)
+        ax.set_yticks(range(len(agents)), agents)
+        ax.set_xlabel("IQM of return / 1000")
+        ax.set_title(f"{budget:,} frames: trained clean, evaluated on each variant", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot_curves(results: dict[str, dict], path: Path) -> None:
@@ -262,6 +362,10 @@ def main() -> None:
     print((out / "aggregate.md").read_text())
     print(f"wrote {out / 'results.csv'}, {out / 'aggregate.md'}, {out / 'curves.png'}"
           + (f", {out / 'iqm.png'}" if iqms else ""))  # fmt: skip
+    if generalisation(args.root, list(results), budgets, out):
+        print((out / "generalisation.md").read_text())
+        print(f"wrote {out / 'generalisation.csv'}, {out / 'generalisation.md'}, "
+              f"{out / 'generalisation.png'} (trained clean, evaluated on each variant)")  # fmt: skip
 
 
 if __name__ == "__main__":

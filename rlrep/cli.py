@@ -36,6 +36,7 @@ def _train(args: argparse.Namespace) -> int:
         out=args.out,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
+        eval_distractions=args.eval_distraction,
         resume=args.resume,
         resume_if_exists=args.resume_if_exists,
         allow_config_change=args.allow_config_change,
@@ -129,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         "--eval-every", default="10k", help="frames between evaluations (and checkpoints)"
     )
     t.add_argument("--eval-episodes", type=int, default=10)
+    t.add_argument(
+        "--eval-distraction",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="also evaluate on these distracted variants of the task (rlrep.envs.DISTRACTIONS, "
+        "e.g. color_hard video_easy): eval.csv columns mean_return_NAME, std_return_NAME",
+    )
     t.add_argument(
         "--resume", action="store_true", help="continue the run in --out (it must have one)"
     )

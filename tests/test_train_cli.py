@@ -238,3 +238,48 @@ def test_report_table_and_iqm_against_numpy(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "curl-sac mean ± std (seeds)" in table and "drq mean ± std (seeds)" in table
     assert (tmp_path / "curves.png").exists() and (tmp_path / "iqm.png").exists()
+
+
+def test_report_generalisation_table_against_numpy(tmp_path):
+    """Runs with distracted-variant columns (``--eval-distraction``) give the generalisation
+    table: per variant the mean ± std over seeds and the IQM over tasks × seeds."""
+    rng = np.random.default_rng(1)
+    variants = ("color_hard", "video_easy")
+    scores = {}
+    for task in ("cartpole-swingup", "walker-walk"):
+        for seed in (1, 2, 3):
+            path = tmp_path / "drq" / task / f"seed{seed}"
+            path.mkdir(parents=True)
+            with open(path / "eval.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["frames", "agent_steps", "mean_return", "std_return", "episodes",
+                                 "wall_time", *(f"{s}_return_{v}" for v in variants
+                                                for s in ("mean", "std"))])  # fmt: skip
+                for frames in (50_000, 100_000):
+                    values = rng.uniform(0, 1000, 3)  # clean, color_hard, video_easy
+                    scores.update({(task, seed, frames, name): x for name, x in
+                                   zip(("clean", *variants), values, strict=True)})  # fmt: skip
+                    writer.writerow([frames, frames // 8, values[0], 0, 10, 1.0,
+                                     values[1], 0, values[2], 0])  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "experiments/dmc_report.py", str(tmp_path), "--budgets", "100k"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "generalisation.csv") as f:
+        rows = {(r["variant"], r["task"]): r for r in csv.DictReader(f)}
+    assert len(rows) == 6  # clean + 2 variants, 2 tasks
+    for name in ("clean", *variants):
+        at = [scores[("walker-walk", s, 100_000, name)] for s in (1, 2, 3)]
+        assert float(rows[(name, "walker-walk")]["mean"]) == pytest.approx(np.mean(at))
+        assert float(rows[(name, "walker-walk")]["std"]) == pytest.approx(np.std(at))
+    from scipy.stats import trim_mean
+
+    line = next(ln for ln in (tmp_path / "generalisation.md").read_text().splitlines()
+                if ln.startswith("| drq | 100,000 |"))  # fmt: skip
+    cells = [c.strip() for c in line.split("|")[3:-1]]
+    for name, cell in zip(("clean", *variants), cells, strict=True):
+        runs = [scores[(t, s, 100_000, name)] / 1000 for t in ("cartpole-swingup", "walker-walk")
+                for s in (1, 2, 3)]  # fmt: skip
+        assert float(cell.split()[0]) == pytest.approx(trim_mean(runs, 0.25), abs=5e-4)
+    assert (tmp_path / "generalisation.png").exists()
