@@ -11,13 +11,7 @@ import numpy as np
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-__all__ = ["Evaluation", "RandomPolicy", "variant_columns"]
-
-
-def variant_columns(variants: Sequence[str]) -> list[str]:
-    """The ``eval.csv`` columns of the distracted variants: ``mean_return_<v>``,
-    ``std_return_<v>`` for each."""
-    return [f"{stat}_return_{v}" for v in variants for stat in ("mean", "std")]
+__all__ = ["Evaluation", "RandomPolicy"]
 
 
 class RandomPolicy:
@@ -68,7 +62,7 @@ class Evaluation:
 
     def evaluate(self, model: Any) -> dict[str, float | int]:
         """``mean_return``, ``std_return``, ``episodes`` of the deterministic policy on the clean
-        env, and :func:`variant_columns` for each variant."""
+        env, and ``mean_return_<v>``, ``std_return_<v>`` for each variant ``v``."""
         returns = self._returns(model, self.envs[None], deterministic=True)
         row: dict[str, float | int] = {
             "mean_return": float(np.mean(returns)),
