@@ -7,6 +7,10 @@
 
 ``python docs/figures.py --render-frames`` re-renders the frames (needs MuJoCo); the build only
 reads them. Usage from ``conf.py``: :func:`draw_all` into ``docs/_generated/``.
+
+Committed figures, drawn on demand (they render MuJoCo scenes): ``--distractions`` writes
+``docs/distractions.png`` (:func:`draw_distractions`), ``--curves PATH`` the learning curves of
+the committed runs to ``PATH``.
 """
 
 from __future__ import annotations
@@ -83,6 +87,38 @@ def draw_learning_curves(path: Path) -> None:
     plt.close(fig)
 
 
+def draw_distractions(
+    path: Path, tasks=("cartpole-swingup", "walker-walk"), steps: int = 20
+) -> None:
+    """Each task, clean and under each distraction of :data:`rlrep.envs.DISTRACTIONS`: the same
+    seed (0) and the same 20 random actions, so the physical state is the same in a row."""
+    import matplotlib.pyplot as plt
+
+    from rlrep import envs
+
+    modes = (None, *envs.DISTRACTIONS)
+    fig, axes = plt.subplots(len(tasks), len(modes), figsize=(1.4 * len(modes), 1.5 * len(tasks)))
+    for i, task in enumerate(tasks):
+        for j, mode in enumerate(modes):
+            env = envs.make_dmc(task, image_size=84, frame_stack=1, seed=0, distraction=mode)
+            obs, _ = env.reset(seed=0)
+            rng = np.random.default_rng(0)
+            for _ in range(steps):
+                obs, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+            env.close()
+            ax = axes[i, j]
+            ax.imshow(obs.transpose(1, 2, 0))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(mode or "clean", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(task, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def draw_all(out: Path) -> None:
     import matplotlib
 
@@ -95,7 +131,18 @@ def draw_all(out: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--render-frames", action="store_true")
+    parser.add_argument("--distractions", action="store_true", help="draw docs/distractions.png")
+    parser.add_argument("--curves", type=Path, default=None, help="draw the learning curves here")
     args = parser.parse_args()
     if args.render_frames:
         render_frames()
-    draw_all(DOCS / "_generated")
+    if args.distractions or args.curves:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        if args.distractions:
+            draw_distractions(DOCS / "distractions.png")
+        if args.curves:
+            draw_learning_curves(args.curves)
+    else:
+        draw_all(DOCS / "_generated")

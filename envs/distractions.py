@@ -220,9 +220,10 @@ class CameraDistraction(Distraction):
             raise ValueError(
                 f"{name} moves a model camera: camera_id 0..{m.ncam - 1}, not {camera_id}"
             )
-        track = {mujoco.mjtCamLight.mjCAMLIGHT_TRACK: "cam_pos0"}
-        track[mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM] = "cam_poscom0"
-        self._field = track.get(m.cam_mode[camera_id])
+        # As ints: the model's cam_mode holds ints, which do not hash like the enum members.
+        track = {int(mujoco.mjtCamLight.mjCAMLIGHT_TRACK): "cam_pos0"}
+        track[int(mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM)] = "cam_poscom0"
+        self._field = track.get(int(m.cam_mode[camera_id]))
         if self._field is None:
             pos, rot = m.cam_pos[camera_id].copy(), np.empty(9)
             mujoco.mju_quat2Mat(rot, m.cam_quat[camera_id])

@@ -189,6 +189,26 @@ def test_camera_orbits_the_point_it_looked_at_within_the_ranges(mode):
     env.close()
 
 
+@pytest.mark.parametrize("mode", ["camera_easy", "camera_hard"])
+def test_camera_modes_move_a_tracking_camera_which_keeps_tracking(mode):
+    # Walker's camera 0 follows the walker's centre of mass (mjCAMLIGHT_TRACKCOM).
+    clean, moved = make(task="walker-walk"), make(mode, task="walker-walk")
+    clean.reset(seed=1)
+    moved.reset(seed=1)
+    pc, pm = clean.unwrapped._env.physics, moved.unwrapped._env.physics
+    body = pm.model.cam_bodyid[0]
+    offsets = []
+    for a in actions(5, dim=6):
+        frame_clean, frame_moved = clean.step(a)[0], moved.step(a)[0]
+        assert not np.allclose(pm.data.cam_xpos[0], pc.data.cam_xpos[0])
+        assert not np.allclose(pm.data.cam_xmat[0], pc.data.cam_xmat[0])
+        assert not np.array_equal(frame_clean, frame_moved)
+        offsets.append(pm.data.cam_xpos[0] - pm.data.subtree_com[body])
+    np.testing.assert_allclose(offsets, np.broadcast_to(offsets[0], (5, 3)), atol=1e-9)
+    clean.close()
+    moved.close()
+
+
 def test_procedural_clips_are_deterministic_and_move():
     clips = ProceduralVideos(10, 32, seed=0, length=20)
     clip = clips.load(3)
