@@ -12,6 +12,7 @@ Nothing here imports MuJoCo until an environment is made.
 
 from rlrep.envs.distractions import DISTRACTIONS
 from rlrep.envs.dmc import CURL_TASKS, DMC_TASKS, DMCEnv, default_action_repeat, make_dmc
+from rlrep.envs.paired import paired_observations
 from rlrep.envs.point_mass import PointMassPixels
 from rlrep.envs.registration import POINT_MASS_ID, dmc_id, register_envs
 from rlrep.envs.rendering import RenderingUnavailableError, ensure_rendering_backend
@@ -33,6 +34,7 @@ __all__ = [
     "ensure_rendering_backend",
     "make_dmc",
     "make_env",
+    "paired_observations",
     "register_envs",
 ]
 

@@ -74,6 +74,8 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
+    if args.invariance:
+        return _probe_invariance(args)
     import json
 
     from rlrep.probes import probe
@@ -91,6 +93,56 @@ def _probe(args: argparse.Namespace) -> int:
             indent=1,
         )
     )
+    return 0
+
+
+def _probe_invariance(args: argparse.Namespace) -> int:
+    from rlrep import envs
+    from rlrep.probes import invariance, load_probe_encoder, resolve_device
+
+    unknown = [name for name in args.invariance if name not in envs.DISTRACTIONS]
+    if unknown:
+        raise ValueError(
+            f"--invariance: unknown distraction {', '.join(unknown)}; valid: "
+            f"{', '.join(envs.DISTRACTIONS)}"
+        )
+    device = resolve_device(args.device)
+    config, augment, encoder = load_probe_encoder(
+        args.checkpoint, random_init=args.random_init, device=device
+    )
+    channels, size, width = config["image_shape"]
+    if channels % 3 or size != width:
+        raise ValueError(
+            f"{args.checkpoint} was trained on images of shape {(channels, size, width)}; "
+            "--invariance renders square RGB frame stacks (3·k, H, H) of a DMC task"
+        )
+    weights = "initial (untrained) weights" if args.random_init else "trained weights"
+    print(
+        f"invariance of {args.checkpoint} ({weights}) on {args.task}: {args.steps} pairs of "
+        f"{size}px renders, {channels // 3} stacked frames, seed {args.seed}"
+    )
+    columns = ["state_r2", "state_r2_distracted", "alignment", "alignment_shuffled", "invariance"]
+    print("| distraction | " + " | ".join(columns) + " |")
+    print("| --- | " + " | ".join("---" for _ in columns) + " |")
+    for name in args.invariance:
+        pairs = envs.paired_observations(
+            args.task,
+            name,
+            steps=args.steps,
+            seed=args.seed,
+            image_size=size,
+            frame_stack=channels // 3,
+        )
+        result = invariance(
+            encoder,
+            augment.deterministic,
+            pairs["clean"],
+            pairs["distracted"],
+            pairs["states"],
+            seed=args.seed,
+            device=device,
+        )
+        print(f"| {name} | " + " | ".join(f"{result[c]:.4f}" for c in columns) + " |", flush=True)
     return 0
 
 
@@ -234,6 +286,26 @@ def main(argv: list[str] | None = None) -> int:
         help="probe the run's initial (untrained) weights: the baseline pretraining is judged by",
     )
     q.add_argument("--device", default="auto")
+    q.add_argument(
+        "--invariance",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="instead of the dataset probes, compare the encoder's features of clean and "
+        "distracted renders of the same states of --task, one row per distraction "
+        "(rlrep.envs.DISTRACTIONS, e.g. color_hard video_easy): state R² of a probe fitted on "
+        "clean features, scored on clean and on distracted ones; alignment of the pairs, of "
+        "shuffled pairs, and invariance = 1 - alignment / alignment_shuffled",
+    )
+    q.add_argument("--task", default="cartpole-swingup", help="DMC task rendered for --invariance")
+    q.add_argument("--steps", type=int, default=1000, help="pairs of renders (random-policy steps)")
+    q.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the --invariance envs, random actions and probe split (seed S replays "
+        "the episodes of dmc: frames rendered with seed S; another seed gives unseen ones)",
+    )
     q.set_defaults(func=_probe)
     args = parser.parse_args(argv)
     try:

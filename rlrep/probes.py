@@ -1,16 +1,20 @@
-"""Evaluation probes of frozen features: kNN and linear classification, linear state regression;
-:func:`evaluate` of an encoder on a dataset and :func:`probe` of a pretraining checkpoint.
+"""Evaluation probes of frozen features: kNN and linear classification, linear state regression,
+the :func:`invariance` of features to a visual distraction; :func:`evaluate` of an encoder on a
+dataset and :func:`probe` of a pretraining checkpoint.
 
 The metrics take feature matrices, so they serve any encoder: :func:`encode` turns images into
 features batch by batch, in eval mode, without gradients. :func:`evaluate` is the per-epoch
 monitor of :func:`rlrep.pretrain.pretrain` (kNN top-1 for labelled data, linear state R² for
 ``dmc:`` frames); :func:`probe` is ``rlrep probe``: it rebuilds a checkpoint's encoder
-(:mod:`rlrep.checkpoint`) and adds the linear top-1.
+(:mod:`rlrep.checkpoint`, :func:`load_probe_encoder`) and adds the linear top-1.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +26,10 @@ from rlrep.datasets import Dataset, load_dataset
 __all__ = [
     "encode",
     "evaluate",
+    "invariance",
     "knn_accuracy",
     "linear_accuracy",
+    "load_probe_encoder",
     "probe",
     "resolve_device",
     "state_r2",
@@ -128,6 +134,87 @@ def state_r2(
     return r2.mean().item()
 
 
+def invariance(
+    encoder: nn.Module,
+    view: Callable[[torch.Tensor], torch.Tensor],
+    clean: torch.Tensor,
+    distracted: torch.Tensor,
+    states: torch.Tensor,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """How much a visual distraction moves an encoder's features, and what it costs a state probe.
+
+    Row ``i`` of ``clean`` and of ``distracted`` render one physical state ``states[i]``
+    (:func:`rlrep.envs.paired_observations`). With ``c_i``, ``d_i`` the features of the two
+    renders, ``n(x) = x / ‖x‖`` and a seeded permutation splitting the ``N`` pairs into a training
+    set and a test set of ``round(test_fraction · N)`` (the same split for both renders):
+
+    - ``state_r2``: :func:`state_r2` of a ridge probe fitted on the clean training features,
+      scored on the clean test features;
+    - ``state_r2_distracted``: that same probe (fitted on clean features) scored on the
+      distracted test features: the state the representation still gives under the distraction;
+    - ``alignment``: ``mean_i ‖n(c_i) − n(d_i)‖²`` over all pairs (Wang & Isola 2020's
+      alignment; 0 when the distraction leaves the features' direction alone, at most 4);
+    - ``alignment_shuffled``: ``mean_i ‖n(c_i) − n(d_σ(i))‖²`` for a seeded derangement ``σ``
+      (``σ(i) ≠ i``): the distance between renders of unrelated states, the scale of alignment;
+    - ``invariance``: ``1 − alignment / alignment_shuffled``: 1 for invariant features, about 0
+      when the distraction moves them as far as a different state does (NaN when
+      ``alignment_shuffled`` is 0: features that do not vary at all).
+
+    :param encoder: ``(B, ...) → (B, D)`` features (run in eval mode, without gradients).
+    :param view: maps the uint8 images to the encoder's input, e.g. ``augment.deterministic``.
+    :param clean: ``(N, C, H, W)`` uint8 renders of the clean task.
+    :param distracted: ``(N, C, H, W)`` uint8 renders of the same states under the distraction.
+    :param states: ``(N, S)`` states the probes regress.
+    :param test_fraction: the share of the pairs held out for scoring the probe.
+    :param seed: seed of the split and of ``σ``.
+    :param device: where the encoder runs (default: where its parameters are).
+    :return: the five numbers above, by name.
+    :raises ValueError: inputs of different lengths or shapes, or a split leaving fewer than two
+        pairs on a side.
+    """
+    clean, distracted, states = (torch.as_tensor(x) for x in (clean, distracted, states))
+    n = len(clean)
+    if clean.shape != distracted.shape or len(states) != n:
+        raise ValueError(
+            f"clean {tuple(clean.shape)}, distracted {tuple(distracted.shape)} and states "
+            f"{tuple(states.shape)} must hold the same N pairs (one state per pair of renders)"
+        )
+    n_test = round(test_fraction * n)
+    if n_test < 2 or n - n_test < 2:
+        raise ValueError(
+            f"test_fraction={test_fraction} splits {n} pairs into {n - n_test} for training and "
+            f"{n_test} for testing; each side needs at least 2"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=generator)
+    test, train = order[:n_test], order[n_test:]
+    # σ: each pair of a random cycle through all N meets the next one's distracted features.
+    cycle = torch.randperm(n, generator=generator)
+    shuffled = torch.empty(n, dtype=torch.long)
+    shuffled[cycle] = cycle.roll(-1)
+    f_clean = encode(encoder, view(clean), device=device)
+    f_distracted = encode(encoder, view(distracted), device=device)
+    states = states.float()
+    fitted = (f_clean[train], states[train])
+    r2 = state_r2(*fitted, f_clean[test], states[test])
+    r2_distracted = state_r2(*fitted, f_distracted[test], states[test])
+    z_clean = F.normalize(f_clean.double(), dim=1)
+    z_distracted = F.normalize(f_distracted.double(), dim=1)
+    alignment = (z_clean - z_distracted).pow(2).sum(1).mean().item()
+    alignment_shuffled = (z_clean - z_distracted[shuffled]).pow(2).sum(1).mean().item()
+    return {
+        "state_r2": r2,
+        "state_r2_distracted": r2_distracted,
+        "alignment": alignment,
+        "alignment_shuffled": alignment_shuffled,
+        "invariance": 1 - alignment / alignment_shuffled if alignment_shuffled > 0 else math.nan,
+    }
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` → CUDA if available, else the CPU; anything else as given."""
     if device == "auto":
@@ -151,6 +238,24 @@ def evaluate(
     return out
 
 
+def load_probe_encoder(
+    checkpoint: str | Path, *, random_init: bool = False, device: str | torch.device = "auto"
+) -> tuple[dict[str, Any], nn.Module, nn.Module]:
+    """A checkpoint's config, augmentation and encoder (on ``device``), as :func:`probe` uses them.
+
+    :param random_init: the run's initial weights instead of its trained ones (see :func:`probe`).
+    :raises ValueError: an unreadable checkpoint or weights that do not fit its encoder.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    config = ckpt["config"]
+    if random_init:
+        torch.manual_seed(config["seed"])
+        augment, encoder = build_encoder(config)
+    else:
+        augment, encoder = load_encoder(ckpt, checkpoint)
+    return config, augment, encoder.to(resolve_device(device))
+
+
 def probe(
     checkpoint: str | Path,
     dataset: str | None = None,
@@ -170,14 +275,7 @@ def probe(
         describes, or a dataset whose image shape differs from the one it was trained on.
     """
     dev = resolve_device(device)
-    ckpt = load_checkpoint(checkpoint)
-    config = ckpt["config"]
-    if random_init:
-        torch.manual_seed(config["seed"])
-        augment, encoder = build_encoder(config)
-    else:
-        augment, encoder = load_encoder(ckpt, checkpoint)
-    encoder.to(dev)
+    config, augment, encoder = load_probe_encoder(checkpoint, random_init=random_init, device=dev)
     name = dataset or config["dataset"]
     ds = load_dataset(name, data_dir, image_size=config["image_shape"][1], seed=config["seed"])
     if tuple(ds.image_shape) != tuple(config["image_shape"]):
