@@ -23,7 +23,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
@@ -66,6 +65,8 @@ class ATCSAC(PixelSAC):
     """
 
     default_config: ATCSACConfig = ATC_SAC
+    unsaved_attributes = ("shift", "objective")
+    extra_optimizers = ("atc_optimizer",)
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -84,16 +85,6 @@ class ATCSAC(PixelSAC):
         self.atc_optimizer = torch.optim.Adam(
             [p for p in atc.parameters() if p.requires_grad], lr=cfg.atc_lr
         )
-        self._encoder_params = list(self.encoder.parameters())
-        self._target_encoder_params = list(self.target_encoder.parameters())
-
-    def _excluded_save_params(self) -> list[str]:
-        own = ["shift", "objective", "atc_optimizer", "_encoder_params", "_target_encoder_params"]
-        return [*super()._excluded_save_params(), *own]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        state_dicts, variables = SAC._get_torch_save_params(self)
-        return [*state_dicts, "atc_optimizer"], variables
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)

@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 
 from rlrep.agents.pixel_sac import CURLActor, CURLSACPolicy, PixelSAC
@@ -57,6 +56,8 @@ class CURLSAC(PixelSAC):
     """
 
     default_config: CURLSACConfig = CURL_SAC
+    unsaved_attributes = ("objective",)
+    extra_optimizers = ("encoder_optimizer", "curl_optimizer")
 
     @staticmethod
     def acting_view(config: CURLSACConfig) -> dict[str, Any]:
@@ -76,14 +77,6 @@ class CURLSAC(PixelSAC):
             list(self.encoder.parameters()) if cfg.double_encoder_step else []
         )
         self.curl_optimizer = torch.optim.Adam(curl_params, lr=cfg.lr)
-
-    def _excluded_save_params(self) -> list[str]:
-        own = ["objective", "encoder_optimizer", "curl_optimizer"]
-        return [*super()._excluded_save_params(), *own]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        state_dicts, variables = SAC._get_torch_save_params(self)
-        return [*state_dicts, "encoder_optimizer", "curl_optimizer"], variables
 
     # --- CURL's update -------------------------------------------------------------------------
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -121,9 +114,7 @@ class CURLSAC(PixelSAC):
                 metrics["actor_loss"], metrics["ent_coef_loss"] = self.update_actor_and_alpha(obs)
             if step % cfg.target_update_freq == 0:
                 polyak_update(self._q_params, self._target_q_params, cfg.critic_tau)
-                polyak_update(
-                    self.encoder.parameters(), self.target_encoder.parameters(), cfg.encoder_tau
-                )
+                polyak_update(self._encoder_params, self._target_encoder_params, cfg.encoder_tau)
             if step % cfg.curl_update_freq == 0:
                 metrics["curl_loss"] = self.update_curl(obs, positive)
         self._n_updates += 1

@@ -39,16 +39,13 @@ class DrQ(PixelSAC):
     """
 
     default_config: DrQConfig = DRQ
+    unsaved_attributes = ("shift", "_critic_params", "_target_critic_params")
 
     def _setup_model(self) -> None:
         super()._setup_model()
         self.shift = RandomShift(self.config.pad)
         self._critic_params = list(self.critic.parameters())
         self._target_critic_params = list(self.critic_target.parameters())
-
-    def _excluded_save_params(self) -> list[str]:
-        own = ["shift", "_critic_params", "_target_critic_params"]
-        return [*super()._excluded_save_params(), *own]
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)

@@ -124,6 +124,11 @@ class PixelSAC(SAC):
 
     #: The agent's preset (:mod:`rlrep.agents.presets`).
     default_config: Any = None
+    #: Attributes an agent adds that SB3's save skips: modules registered on the policy (saved
+    #: with it) and helpers rebuilt by ``_setup_model``.
+    unsaved_attributes: tuple[str, ...] = ()
+    #: Optimisers an agent adds beyond SB3's, saved with the model under these names.
+    extra_optimizers: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -185,10 +190,17 @@ class PixelSAC(SAC):
         )
         self._q_params = [p for q in self.critic.q_networks for p in q.parameters()]
         self._target_q_params = [p for q in self.critic_target.q_networks for p in q.parameters()]
+        self._encoder_params = list(self.encoder.parameters())
+        self._target_encoder_params = list(self.target_encoder.parameters())
 
     def _excluded_save_params(self) -> list[str]:
-        own = ["encoder", "target_encoder", "_q_params", "_target_q_params"]
+        own = ["encoder", "target_encoder", "_q_params", "_target_q_params", "_encoder_params",
+               "_target_encoder_params", *self.unsaved_attributes, *self.extra_optimizers]  # fmt: skip
         return [*super()._excluded_save_params(), *own]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        return [*state_dicts, *self.extra_optimizers], variables
 
     def scaled(self, *views: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """uint8 views → float32 in [0, 1], once per batch, in the convs' memory format."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 
 from rlrep.agents.pixel_sac import PixelSAC
@@ -50,6 +49,8 @@ class SPRSAC(PixelSAC):
     """
 
     default_config: SPRSACConfig = SPR_SAC
+    unsaved_attributes = ("shift", "objective")
+    extra_optimizers = ("spr_optimizer",)
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -70,16 +71,6 @@ class SPRSAC(PixelSAC):
         encoder_params = {id(p) for p in self.encoder.parameters()}
         heads = [p for p in spr.parameters() if p.requires_grad and id(p) not in encoder_params]
         self.spr_optimizer = torch.optim.Adam(heads, lr=cfg.lr)
-        self._encoder_params = list(self.encoder.parameters())
-        self._target_encoder_params = list(self.target_encoder.parameters())
-
-    def _excluded_save_params(self) -> list[str]:
-        own = ["shift", "objective", "spr_optimizer", "_encoder_params", "_target_encoder_params"]
-        return [*super()._excluded_save_params(), *own]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        state_dicts, variables = SAC._get_torch_save_params(self)
-        return [*state_dicts, "spr_optimizer"], variables
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)

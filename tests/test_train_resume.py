@@ -256,15 +256,14 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
 @pytest.mark.slow
 def test_evaluation_is_seeded(tmp_path):
     """The same model evaluated twice gives the same returns (the eval env is reseeded)."""
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
+    from rlrep.agents.evaluation import Evaluation
     from rlrep.agents.run_folder import RunFolder
     from rlrep.agents.train import _Run, build_agent
     from rlrep.envs import make_env
 
     model, env_kwargs = build_agent("ppo-aux", "point_mass_pixels", 0, "cpu", PPO_TINY)
-    env = DummyVecEnv([lambda: make_env("point_mass_pixels", seed=7, **env_kwargs)])
-    run = _Run(RunFolder(tmp_path), 100, 1, 50, 3, env, 7, False)
+    evaluation = Evaluation(lambda d: make_env("point_mass_pixels", seed=7, **env_kwargs), (), 7, 3)
+    run = _Run(RunFolder(tmp_path), 100, 1, 50, evaluation, False)
     model.set_logger(RunFolder(tmp_path).logger())
     first = run.evaluate_and_checkpoint(model)
     model.num_timesteps += 1  # a new checkpoint name
