@@ -20,6 +20,7 @@ defaults copied at construction.
 
 from __future__ import annotations
 
+import abc
 import os
 from typing import Any
 
@@ -114,7 +115,7 @@ def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
 
 
 # --- the modes --------------------------------------------------------------------------------
-class Distraction:
+class Distraction(abc.ABC):
     """One mode on one env's physics: :meth:`reset` draws an episode (``self.draw``: arrays and
     JSON values) and applies it, :meth:`advance` moves one observation frame on,
     :meth:`composite` edits a rendered frame."""
@@ -129,15 +130,16 @@ class Distraction:
         """Reseed the generator as ``make_dmc(seed=seed)`` does (``reset(seed=…)``)."""
         self.rng = distraction_rng(seed)
 
+    @abc.abstractmethod
     def reset(self) -> None:
         """Draw and apply a new episode's distraction."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def apply(self) -> None:
         """Put ``self.draw`` into the physics."""
 
-    def advance(self) -> None:
-        """One observation frame later (only videos move)."""
+    def advance(self) -> None:  # noqa: B027 (a no-op by default: only videos move)
+        """One observation frame later."""
 
     def composite(self, image: np.ndarray) -> np.ndarray:
         """A rendered ``(H, W, 3)`` frame as the agent sees it (edited in place)."""
