@@ -231,7 +231,10 @@ def _check_distractions(task: str, names: tuple[str, ...] | list[str]) -> None:
     if len(set(names)) != len(names):
         raise ValueError(f"eval_distractions repeats a name: {list(names)}")
     if names and task == SYNTHETIC_TASK:
-        raise ValueError(f"{SYNTHETIC_TASK} has no distracted variants; they are DMC tasks'")
+        raise ValueError(
+            f"{SYNTHETIC_TASK} has no distracted variants; evaluate them on a DMC task, e.g. "
+            "cartpole-swingup"
+        )
 
 
 def train(

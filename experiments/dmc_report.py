@@ -165,8 +165,10 @@ def generalisation(root: Path, agents: list[str], budgets: list[int], out: Path)
     ``generalisation.png``. False (nothing written) when no run evaluated a variant."""
     results = {}  # (agent, variant) → runs; variant "clean" is the training env
     for agent in agents:
-        for variant in variants_in(root, agent):
+        found = variants_in(root, agent)
+        if found:
             results[(agent, "clean")] = load_runs(root, agent)
+        for variant in found:
             results[(agent, variant)] = load_runs(root, agent, f"mean_return_{variant}")
     if not results:
         return False
