@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 # One intra-op thread for torch (and OpenMP/BLAS) in this process and in every subprocess a test
 # starts: results then do not depend on the machine's core count, and tiny ops do not slow down
@@ -10,6 +11,17 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_files_in_pytests_tree(tmp_path_factory):
+    """SB3 makes a folder under the system's temporary directory for every ``learn()`` without
+    a logger (``SB3-<date>``): keep them, and other temporary files, in pytest's own tree, which
+    pytest prunes, instead of leaving thousands in ``/tmp``."""
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
+    yield
+    tempfile.tempdir = None
+
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]

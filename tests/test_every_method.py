@@ -62,14 +62,14 @@ def test_every_method_is_an_sb3_aux_loss_with_its_metrics_logged(name, tmp_path)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(64, log_interval=1)
     with open(tmp_path / "progress.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("aux/critic.loss")]
+        rows = [r for r in csv.DictReader(f) if r.get("aux/loss")]
     assert rows, "no aux/* row was logged"
     last = rows[-1]
     for key in ("loss", "feature_std", *PAIR_METRICS.get(name, ("alignment", "uniformity"))):
-        assert math.isfinite(float(last[f"aux/critic.{key}"])), key
+        assert math.isfinite(float(last[f"aux/{key}"])), key
     if name != "sac_ae":
-        assert 0 <= float(last["aux/critic.alignment"]) <= 4  # ‖x − y‖² of unit vectors
-        assert float(last["aux/critic.uniformity"]) <= 0
+        assert 0 <= float(last["aux/alignment"]) <= 4  # ‖x − y‖² of unit vectors
+        assert float(last["aux/uniformity"]) <= 0
 
 
 @pytest.mark.slow

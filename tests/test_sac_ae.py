@@ -149,7 +149,7 @@ def test_defaults_and_bad_arguments():
     method = make()
     assert method.view_shape == SHAPE and method.offsets == (0,) and not method.needs_actions
     assert (method.latent_penalty, method.decoder_weight_decay, method.bits) == (1e-6, 1e-7, 5)
-    assert SACAE.default_aux_weight == 1.0
+    assert SACAE.default_aux_weight == 5.0
 
     class Bare(nn.Module):
         features_dim = 8

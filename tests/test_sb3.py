@@ -75,7 +75,7 @@ def test_aux_gradient_reaches_the_encoder_with_zero_rl_loss_and_equals_the_metho
     query = extractor.encoder(view_a)
     with torch.no_grad():
         key = method.target_encoder(view_b)
-    L.info_nce(query, key, W=method.W).backward()
+    (extractor.aux_weight * L.info_nce(query, key, W=method.W)).backward()  # CURL's default: 0.1
     for g, p in zip(injected, extractor.encoder.parameters(), strict=True):
         torch.testing.assert_close(g, p.grad)
     torch.testing.assert_close(w_grad, method.W.grad)
@@ -95,18 +95,51 @@ def test_aux_weight_scales_the_injected_gradient():
     torch.testing.assert_close(grads[1], 2.5 * grads[0])
 
 
-def test_the_aux_loss_is_computed_once_per_optimiser_step():
-    # Stock SAC runs the critic's extractor twice per gradient step (critic loss, then the
-    # actor loss's Q values): the auxiliary loss belongs to the critic's step only.
-    model = sac(method="curl")
+def count_aux_calls(model, nets=("actor", "critic")):
+    """Which nets' objectives compute a loss during three gradient steps."""
     model.learn(40)  # random actions: the buffer fills, no update yet
     calls = []
-    for net in ("actor", "critic"):
+    for net in nets:
         objective = getattr(model.policy, net).features_extractor.objective
         original = objective.loss
         objective.loss = lambda *a, _net=net, _f=original, **k: (calls.append(_net), _f(*a, **k))[1]
     model.train(gradient_steps=3, batch_size=16)
+    return calls
+
+
+def test_the_aux_loss_is_computed_once_per_gradient_step_on_the_critics_encoder():
+    # Stock SAC runs the critic's extractor twice per gradient step (critic loss, then the
+    # actor loss's Q values): the auxiliary loss belongs to the critic's step only. The actor's
+    # own encoder gets none by default (CURL's wiring: the critic's encoder learns it).
+    model = sac(method="curl")
+    assert count_aux_calls(model, ("critic",)) == ["critic"] * 3
+    actor = model.policy.actor.features_extractor
+    assert actor.objective is None and not actor.has_objective
+    # aux_on_actor=True: the actor's own encoder has its own loss, once per gradient step too.
+    calls = count_aux_calls(sac(method="curl", aux_on_actor=True))
     assert calls.count("critic") == 3 and calls.count("actor") == 3
+
+
+@pytest.mark.parametrize("on_actor", [False, True])
+def test_the_actors_own_encoder_gets_an_aux_loss_only_when_asked(on_actor):
+    td3 = TD3("CnnPolicy", env(), buffer_size=100, learning_starts=40, batch_size=16, seed=0,
+              policy_kwargs=policy_kwargs(method="simclr", aux_on_actor=on_actor, **SMALL))  # fmt: skip
+    td3.learn(60)
+    ppo = PPO("CnnPolicy", env(), n_steps=16, batch_size=16, n_epochs=1, seed=0,
+              policy_kwargs=policy_kwargs(method="simclr", aux_on_actor=on_actor,
+                                          share_features_extractor=False, **SMALL))  # fmt: skip
+    ppo.learn(32)
+    for actor, critic in (
+        (td3.actor.features_extractor, td3.critic.features_extractor),
+        (ppo.policy.pi_features_extractor, ppo.policy.vf_features_extractor),
+    ):
+        assert critic.binding is not None and critic.objective.calls > 0
+        assert (actor.binding is not None) is on_actor
+        assert actor.has_objective is on_actor and (actor.objective is not None) is on_actor
+    shared = PPO("CnnPolicy", env(), n_steps=16, batch_size=16, n_epochs=1, seed=0,
+                 policy_kwargs=policy_kwargs(method="simclr", **SMALL))  # fmt: skip
+    shared.learn(16)  # one encoder for both heads (SB3's default for PPO): it learns the loss
+    assert shared.policy.features_extractor.objective.calls > 0
 
 
 def test_aux_weight_zero_reproduces_augmentation_only_training():
@@ -293,8 +326,10 @@ def test_save_load_restores_auxiliary_state_and_predictions(method, tmp_path):
         assert sd.keys() == sl.keys() and all(same(sd[k], sl[k]) for k in sd), name
 
 
-def test_aux_metrics_reach_the_sb3_logger_without_a_callback(tmp_path):
-    model = sac(method="curl", rank_every=1)
+@pytest.mark.parametrize(("aux_on_actor", "prefixes"), [(False, ["aux/"]),
+                                                         (True, ["aux/critic.", "aux/actor."])])  # fmt: skip
+def test_aux_metrics_reach_the_sb3_logger_without_a_callback(tmp_path, aux_on_actor, prefixes):
+    model = sac(method="curl", rank_every=1, aux_on_actor=aux_on_actor)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(100, log_interval=1)
     with open(tmp_path / "progress.csv") as f:
@@ -303,14 +338,15 @@ def test_aux_metrics_reach_the_sb3_logger_without_a_callback(tmp_path):
     def values(key):
         return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
 
-    for net in ("critic", "actor"):
-        loss, accuracy = values(f"aux/{net}.loss"), values(f"aux/{net}.accuracy")
+    assert sorted(
+        {k.split("loss")[0] for k in rows[-1] if k.endswith("loss") and k.startswith("aux/")}
+    ) == sorted(prefixes)
+    for net in prefixes:
+        loss, accuracy = values(f"{net}loss"), values(f"{net}accuracy")
         assert loss and all(0 < v < float("inf") for v in loss), net  # a cross-entropy
         assert accuracy and all(0 <= v <= 1 for v in accuracy), net
-        assert values(f"aux/{net}.feature_std") and all(
-            v > 0 for v in values(f"aux/{net}.feature_std")
-        )
-        rank = values(f"aux/{net}.effective_rank")
+        assert values(f"{net}feature_std") and all(v > 0 for v in values(f"{net}feature_std"))
+        rank = values(f"{net}effective_rank")
         assert rank and all(1 <= v <= 16 for v in rank), net  # ≤ batch size 16
 
 
@@ -432,7 +468,7 @@ def test_every_algorithm_trains_with_an_aux_loss(algo, policy, method):
 
 
 def test_default_aux_weight_is_the_methods():
-    for method, weight in (("curl", 1.0), ("barlow_twins", 0.005), ("vicreg", 0.25)):
+    for method, weight in (("curl", 0.1), ("barlow_twins", 0.002), ("vicreg", 0.05), ("byol", 1.0)):
         assert sac(method=method).critic.features_extractor.aux_weight == weight
     assert sac(method="barlow_twins", aux_weight=2.0).critic.features_extractor.aux_weight == 2.0
     assert sac(method=None).critic.features_extractor.aux_weight == 0.0

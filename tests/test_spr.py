@@ -162,7 +162,7 @@ def test_update_targets_moves_encoder_and_projection_targets_by_ema():
 def test_class_contract():
     method = make_spr(steps=5)
     assert method.offsets == (0, 1, 2, 3, 4, 5) and method.horizon == 5
-    assert SPR.needs_actions and SPR.default_aux_weight == 5.0
+    assert SPR.needs_actions and SPR.default_aux_weight == 1.0
     assert method.momentum == 0.99
     assert {id(p) for p in method.head_parameters()} == {
         id(p)

@@ -105,8 +105,10 @@ class Method(nn.Module, abc.ABC):
         across the batch.
     """
 
-    #: The SB3 plug-in's ``aux_weight`` when none is given: 1, except for losses whose scale
-    #: dwarfs an RL loss at the start of training (``experiments/aux_scales.py``; README).
+    #: The SB3 plug-in's ``aux_weight`` when none is given: chosen per method so that the
+    #: weighted loss starts within 10× of SAC's critic loss on the synthetic task and on DMC
+    #: (``experiments/aux_scales.py``; README), since the plug-in adds it to the RL loss under
+    #: one optimiser, where its size sets its pull on the encoder.
     default_aux_weight: float = 1.0
 
     #: Whether ``forward`` takes views beyond the two global ones (multi-crop).

@@ -51,6 +51,8 @@ class CPC(TemporalMethod):
     :param gather_distributed: negatives from every rank under ``torchrun``.
     """
 
+    default_aux_weight = 0.25
+
     def __init__(
         self,
         encoder: nn.Module,

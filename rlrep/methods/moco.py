@@ -40,6 +40,8 @@ class MoCo(Method):
     :param gather_distributed: enqueue every rank's keys (:class:`~rlrep.methods.base.Method`).
     """
 
+    default_aux_weight = 0.25
+
     def __init__(
         self,
         encoder: nn.Module,

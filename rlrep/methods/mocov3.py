@@ -28,6 +28,8 @@ class MoCoV3(Method):
     :param gather_distributed: keys and queries of every rank (Alg. 1's ``concat_all_gather``).
     """
 
+    default_aux_weight = 0.25
+
     def __init__(
         self,
         encoder: nn.Module,

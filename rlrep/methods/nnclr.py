@@ -30,6 +30,8 @@ class NNCLR(Method):
     :param gather_distributed: batch negatives and enqueued embeddings from every rank.
     """
 
+    default_aux_weight = 0.25
+
     def __init__(
         self,
         encoder: nn.Module,

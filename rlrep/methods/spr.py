@@ -41,8 +41,9 @@ class SPR(TemporalMethod):
     - Loss scale: this loss is the mean over steps of ``2 − 2 cos``, as the code's
       ``model_spr_loss``, which the code weighs by ``model_spr_weight = 5``; the paper weighs
       ``Σ_k −cos`` by ``λ = 2``. Both give each step's cosine the gradient weight 2, which is
-      ``aux_weight = K`` here: :attr:`default_aux_weight` is 5, the paper's scale at its
-      ``K = 5`` (pass ``aux_weight=steps`` for another ``K``).
+      ``aux_weight = K`` here (the paper's scale: ``aux_weight=5`` at its ``K = 5``, as the
+      ``spr-sac`` agent's ``spr_weight``). :attr:`default_aux_weight` is 1, which starts the
+      loss on SAC's critic-loss scale (README, ``experiments/aux_scales.py``).
 
     ``forward(views, actions, valid, features_a)`` (see :class:`TemporalMethod`): ``views``
     ``(B, K + 1, C, H, W)``, ``actions`` ``(B, K, A)`` floats or ``(B, K)`` / ``(B, K, 1)``
@@ -69,7 +70,7 @@ class SPR(TemporalMethod):
     """
 
     needs_actions = True
-    default_aux_weight = 5.0
+    default_aux_weight = 1.0
 
     def __init__(
         self,

@@ -47,6 +47,8 @@ class SwAV(Method):
 
     multi_view = True
 
+    default_aux_weight = 0.25
+
     def __init__(
         self,
         encoder: nn.Module,

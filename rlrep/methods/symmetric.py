@@ -55,6 +55,8 @@ class SimCLR(_SharedProjection):
 
     multi_view = True
 
+    default_aux_weight = 0.25
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -99,9 +101,9 @@ class BarlowTwins(_SharedProjection):
     """Cross-correlation loss on a 3-layer BN projector (paper: 8192 wide). :param lambd: λ 5e-3.
     :param gather_distributed: the correlation over every rank's batch."""
 
-    #: Its sum over the projector's D² correlation terms starts near 800 (D = 1024): × 0.005
-    #: gives ≈ 4, the contrastive losses' scale (solo-learn scales it too, ``scale_loss``).
-    default_aux_weight = 0.005
+    #: Its sum over the projector's D² correlation terms starts near 800 (D = 1024): × 0.002
+    #: gives ≈ 1.6, SAC's critic-loss scale (solo-learn scales it too, ``scale_loss``).
+    default_aux_weight = 0.002
 
     def __init__(
         self,
@@ -132,8 +134,8 @@ class VICReg(_SharedProjection):
     """Variance-invariance-covariance loss on a 3-layer BN expander (paper: 8192 wide).
     :param gather_distributed: variance and covariance over every rank's batch."""
 
-    #: 25 · invariance + 25 · variance + covariance starts near 22: × 0.25 gives ≈ 5.5.
-    default_aux_weight = 0.25
+    #: 25 · invariance + 25 · variance + covariance starts near 22: × 0.05 gives ≈ 1.1.
+    default_aux_weight = 0.05
 
     def __init__(
         self,

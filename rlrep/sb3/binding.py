@@ -17,7 +17,10 @@ extractor's encoder then, explicitly:
    algorithm's logger under ``aux/``.
 
 So the stock SAC ``CnnPolicy``, whose critic runs its extractor twice per gradient step (critic
-loss, then actor loss), computes each auxiliary loss once per optimiser step.
+loss, then actor loss), computes the auxiliary loss once per gradient step: on the critic's
+encoder, as CURL does (its actor reads the critic's encoder). The actor's own encoder learns from
+the actor loss alone, unless the extractors are built with ``aux_on_actor=True``, which gives it
+an auxiliary loss of its own too (a second loss, a second momentum-encoder pass per step).
 
 Methods that learn from time (:data:`rlrep.methods.TEMPORAL`) get the windows that start at the
 batch SB3 just sampled: :class:`~rlrep.sb3.FrameStackReplayBuffer` records the slots of each
@@ -77,10 +80,23 @@ def _owner_names(policy: torch.nn.Module, extractors: list[RepresentationExtract
     return [names.get(i, str(i)) or str(i) for i in range(len(extractors))]
 
 
+def _actor_only_extractors(policy: torch.nn.Module) -> list[torch.nn.Module]:
+    """The extractors that only the actor reads, when actor and critic have encoders of their
+    own: SAC/TD3's ``actor.features_extractor``, or an on-policy policy's ``pi_features_extractor``
+    with ``share_features_extractor=False``."""
+    actor = getattr(getattr(policy, "actor", None), "features_extractor", None)
+    actor = getattr(policy, "pi_features_extractor", actor)
+    critic = getattr(getattr(policy, "critic", None), "features_extractor", None)
+    critic = getattr(policy, "vf_features_extractor", critic)
+    return [] if actor is None or critic is None or actor is critic else [actor]
+
+
 def bind_policy(algorithm: BaseAlgorithm) -> None:
     """Bind every objective-carrying extractor of ``algorithm.policy`` to the optimiser that
     steps its encoder (SB3 keeps optimisers as ``.optimizer`` of the policy or its submodules);
-    extractors no optimiser steps (SB3's target networks) drop their objective."""
+    extractors no optimiser steps (SB3's target networks) drop their objective. Where the actor
+    has an encoder of its own (stock SAC/TD3 ``CnnPolicy``), only the critic's learns from the
+    auxiliary loss, as in CURL, unless the extractor was built with ``aux_on_actor=True``."""
     from rlrep.sb3.extractor import RepresentationExtractor
 
     policy = algorithm.policy
@@ -94,8 +110,12 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
         for m in policy.modules()
         if isinstance(getattr(m, "optimizer", None), torch.optim.Optimizer)
     ]
+    actor_only = _actor_only_extractors(policy)
     owned = []  # (extractor, its optimiser); target networks are in none
     for extractor in extractors:
+        if any(extractor is e for e in actor_only) and not extractor.aux_on_actor:
+            extractor.release_objective()  # the critic's encoder learns the representation
+            continue
         extractor.set_action_space(algorithm.action_space)  # for methods conditioned on actions
         first = next(extractor.encoder.parameters())
         owner = next(

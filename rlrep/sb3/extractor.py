@@ -59,7 +59,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
     :param image_size: side the encoder sees; default: H (crop: round(0.84·H), i.e. 100 → 84).
     :param method: name in :data:`rlrep.methods.METHODS`, or ``None`` (augmentation only).
     :param aux_weight: weight of the auxiliary loss added to the RL loss; default: the method's
-        ``default_aux_weight`` (1, Barlow Twins 0.005, VICReg 0.25: one scale, see README).
+        ``default_aux_weight`` (chosen so every method starts on SAC's critic-loss scale; README).
     :param rl_view: ``"augmented"`` or ``"deterministic"`` input for the RL loss.
     :param encoder_kwargs: / :param method_kwargs: / :param augmentation_kwargs: passed on.
     :param pretrained: a ``rlrep pretrain`` checkpoint (a path, or the forms of
@@ -71,6 +71,9 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         the auxiliary ``method`` alone, online from the replay data (ATC's decoupled setting).
     :param rank_every: log the effective rank of the RL view's features every ``rank_every``
         auxiliary steps (an SVD; a collapse alarm), ``0`` for never.
+    :param aux_on_actor: where the actor has an encoder of its own (stock SAC/TD3
+        ``CnnPolicy``; PPO/A2C with ``share_features_extractor=False``), give it an auxiliary loss
+        too; default ``False``: only the critic's encoder learns from it, as in CURL.
     :param frame_channels: channels per stacked frame, 3 (RGB) or 1 (grayscale, e.g. Atari);
         default: 3 when C is a multiple of 3, else 1. When the algorithm's env tells (SB3's
         ``VecFrameStack``), a different value is refused at the first update with the fix.
@@ -93,6 +96,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         rank_every: int = 100,
         frame_channels: int | None = None,
         decoupled: bool = False,
+        aux_on_actor: bool = False,
     ) -> None:
         c, h, w = check_image_space(observation_space)
         frame_channels = check_frame_channels(
@@ -167,6 +171,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self.frame_channels = frame_channels
         self.aux_weight, self.rl_view = float(aux_weight), rl_view
         self.decoupled = decoupled
+        self.aux_on_actor = bool(aux_on_actor)
         self.action_space: gym.Space | None = None  # the algorithm's, set by the binding
         # The objective (heads, momentum targets, metrics) is deliberately *not* a submodule:
         # SB3 builds its target networks with this same constructor, loads the online state into

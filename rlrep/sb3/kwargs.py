@@ -32,6 +32,7 @@ def policy_kwargs(
     rank_every: int = 100,
     frame_channels: int | None = None,
     decoupled: bool = False,
+    aux_on_actor: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3's SAC, TD3, DQN, PPO and A2C (``"CnnPolicy"``) that train an
@@ -48,8 +49,9 @@ def policy_kwargs(
         ``"crop+color_jitter"``; ``None`` for none; or a kornia augmentation module, applied per
         stacked frame (``augmentation_kwargs={"eval_view": "center_crop"}`` for crops).
     :param aux_weight: weight of the auxiliary loss (0 = augmentation only); default: the
-        method's ``default_aux_weight``, which puts every method's weighted loss on one scale at
-        the start of training (1; Barlow Twins 0.005, VICReg 0.25; README).
+        method's ``default_aux_weight``, which starts every method's weighted loss within 10× of
+        SAC's critic loss (CURL 0.1, the InfoNCE family 0.25, BYOL 1, Barlow Twins 0.002;
+        the README's table).
     :param encoder: ``curl`` (default), ``nature``, ``impala`` or ``resnet18``.
     :param image_size: side the encoder sees (default: 84% of the frame for ``crop``, 100 → 84).
     :param rl_view: ``"augmented"`` (RAD/DrQ/CURL) or ``"deterministic"`` input for the RL loss;
@@ -61,8 +63,7 @@ def policy_kwargs(
     :param rank_every: the effective rank of the features is logged every ``rank_every``
         auxiliary steps (``0``: never). The auxiliary loss, contrastive accuracy and feature std
         are logged on every step: SB3's logger shows their means under ``aux/`` (``aux/loss``, or
-        ``aux/critic.loss`` and ``aux/actor.loss`` when actor and critic have their own encoder)
-        with no callback.
+        ``aux/critic.loss`` and ``aux/actor.loss`` with ``aux_on_actor=True``) with no callback.
     :param frame_channels: channels per stacked frame: 3 (RGB) or 1 (grayscale, e.g. Atari);
         default: 3 when the observation's C is a multiple of 3, else 1 (SB3's Atari stacks of 4
         frames: 1). Colour augmentations refuse grayscale frames; a value the env contradicts
@@ -70,6 +71,12 @@ def policy_kwargs(
     :param decoupled: the RL losses read the encoder's features detached, so only the
         auxiliary method trains it (ATC's decoupled setting, Stooke et al. 2021); with
         :class:`~rlrep.sb3.SharedEncoderSACPolicy`, actor and critic share that encoder.
+    :param aux_on_actor: where the actor has an encoder of its own (SB3's SAC and TD3
+        ``"CnnPolicy"``; PPO/A2C with ``share_features_extractor=False``), give it an auxiliary
+        loss of its own as well. Default ``False``: the auxiliary loss trains the critic's encoder
+        only, once per gradient step, as in CURL (whose actor reads the critic's encoder; here
+        the actor's encoder learns from the actor loss, as in stock SB3);
+        :class:`~rlrep.sb3.SharedEncoderSACPolicy` gives CURL's sharing itself.
     :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
     :raises ValueError: unknown method, augmentation or encoder, ``aux_weight`` not finite or
         negative, ``normalize_images=False`` (the extractor needs SB3's [0, 1] scaling); image
@@ -122,6 +129,7 @@ def policy_kwargs(
             "rank_every": rank_every,
             "frame_channels": frame_channels,
             "decoupled": decoupled,
+            "aux_on_actor": aux_on_actor,
         },
         **extra,
     }
