@@ -115,6 +115,7 @@ class DrQV2(TD3):
         self.config = config
         # The trunks (the critic's extractor head, the actor's own) end in tanh.
         encoder_kwargs = pixel_encoder_kwargs(config, kwargs.get("device", "auto"), tanh=True)
+        encoder_kwargs["center_pixels"] = True  # the code's Encoder: obs / 255 − 0.5
         kwargs.setdefault("policy_kwargs", policy_kwargs(
             method=None,
             augmentation="shift",  # acting: the observation (the shift's eval view)

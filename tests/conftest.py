@@ -16,11 +16,18 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True, scope="session")
 def _temporary_files_in_pytests_tree(tmp_path_factory):
     """SB3 makes a folder under the system's temporary directory for every ``learn()`` without
-    a logger (``SB3-<date>``): keep them, and other temporary files, in pytest's own tree, which
-    pytest prunes, instead of leaving thousands in ``/tmp``."""
-    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
+    a logger (``SB3-<date>``), torchrun one per launch (``torchelastic_*``): keep them, and other
+    temporary files of the tests and their subprocesses, in pytest's own tree, which pytest
+    prunes, instead of leaving thousands in ``/tmp``."""
+    folder = str(tmp_path_factory.mktemp("tmp"))
+    saved = os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = folder, folder
     yield
     tempfile.tempdir = None
+    if saved is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")

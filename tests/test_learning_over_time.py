@@ -5,8 +5,8 @@ Every model is scored on the same 20 seeded evaluation episodes (``test_sb3_lear
 a uniform random policy: −41.0 there). Budgets are small (≤ 1200 agent steps, 8 conv filters,
 learning rate 1e-3), so each test checks that learning happens, not how well an agent does at
 scale. Returns of seed 0 on one thread at 21fb57b (``pytest -s`` prints them): drq −4.29, drqv2
-−7.40, atc-sac −5.95; SAC with atc −6.47, spr −5.08, cpc −10.35, sac_ae −9.14; at 7306edc:
-spr-sac −5.69, SAC with time_sup_con −12.23.
+−7.40, atc-sac −5.95; at 7306edc: spr-sac −5.69; with the methods' default weights of 6be5e95:
+SAC with atc −7.41, spr −6.46, cpc −11.94, sac_ae −9.27, time_sup_con −8.35.
 """
 
 import pytest

@@ -56,6 +56,9 @@ class PixelEncoder(PixelEncoderBase):
     :param features_dim: latent size (CURL: 50).
     :param num_layers: conv layers (CURL: 4). :param num_filters: channels (CURL: 32).
     :param tanh: squash the normalised features with tanh.
+    :param center_pixels: feed the convs ``obs / 255 − 0.5`` (in [−0.5, 0.5], DrQ-v2's
+        encoder) instead of ``obs / 255`` (CURL's, DrQ's, SAC-AE's). Not a reparametrisation
+        the first conv's bias absorbs: its weight gradient ``Σ δ·x`` changes with the offset.
     :param channels_last: keep conv weights and inputs in ``torch.channels_last`` memory format
         (same results up to float rounding; 0.8–0.9× the time of a forward + backward on this
         project's CPU, see ``experiments/bench_curl_official.py``).
@@ -69,6 +72,7 @@ class PixelEncoder(PixelEncoderBase):
         num_filters: int = 32,
         tanh: bool = False,
         channels_last: bool = False,
+        center_pixels: bool = False,
     ) -> None:
         super().__init__(observation_shape, features_dim)
         # In-place ReLUs: a conv's backward needs its input, not its output.
@@ -84,12 +88,15 @@ class PixelEncoder(PixelEncoderBase):
         self.tanh = tanh
         self.apply(delta_orthogonal_init_)
         self.channels_last = bool(channels_last)
+        self.center_pixels = bool(center_pixels)
         if self.channels_last:
             self.convs.to(memory_format=torch.channels_last)
 
     def forward_conv(self, obs: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` → ``(B, conv_dim)`` flattened conv features."""
         x = self.preprocess(obs)
+        if self.center_pixels:
+            x = x - 0.5
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.convs(x)
