@@ -7,7 +7,8 @@ data: one with ``method=None`` (augmentation only: plain SAC on crops) and one w
 method. ``model.train(gradient_steps, batch_size)`` is timed in alternating rounds in one process
 and the ratio of medians printed (target ≤ 1.15× for the first two).
 
-Usage: ``python experiments/bench_aux_update.py [--method curl] [--batch-size 128] [--device auto]``
+Usage: ``python experiments/bench_aux_update.py [--method curl] [--batch-size 128] [--device auto]
+[--threads N]``
 """
 
 from __future__ import annotations
@@ -98,7 +99,12 @@ def main() -> None:
     parser.add_argument("--gradient-steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device, name = resolve_device(args.device)
     print(
         f"SAC update, batch {args.batch_size}, 9×100×100 → crop 84, CURL encoder, hidden 1024, on {name}"
