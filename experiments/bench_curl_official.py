@@ -12,7 +12,8 @@ and the three crops: ``CurlSacAgent.update(replay_buffer, L, step)`` (numpy crop
 and ``CURLSAC.train`` (crops on the tensors). Rounds alternate between the two (round 0 warms up)
 and the ratio of medians is printed per batch size.
 
-Usage: ``python experiments/bench_curl_official.py --reference /path/to/curl [--batch-sizes 128 512]``
+Usage: ``python experiments/bench_curl_official.py --reference /path/to/curl [--batch-sizes 128 512]
+[--threads N]``
 """
 
 from __future__ import annotations
@@ -108,7 +109,12 @@ def main() -> None:
     parser.add_argument("--gradient-steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device, name = resolve_device(args.device)
     curl_sac, utils = import_official(args.reference)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)

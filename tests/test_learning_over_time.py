@@ -4,9 +4,10 @@ SAC-AE, time SupCon as SAC's auxiliary loss) learn the synthetic pixel task with
 Every model is scored on the same 20 seeded evaluation episodes (``test_sb3_learning.evaluate``;
 a uniform random policy: −41.0 there). Budgets are small (≤ 1200 agent steps, 8 conv filters,
 learning rate 1e-3), so each test checks that learning happens, not how well an agent does at
-scale. Returns of seed 0 on one thread at 21fb57b (``pytest -s`` prints them): drq −4.29, drqv2
-−7.40, atc-sac −5.95; at 7306edc: spr-sac −5.69; with the methods' default weights of 6be5e95:
-SAC with atc −7.41, spr −6.46, cpc −11.94, sac_ae −9.27, time_sup_con −8.35.
+scale. Returns of seed 0 on one thread at 21fb57b (``pytest -s`` prints them): drq −4.29,
+atc-sac −5.95; at 7306edc: spr-sac −5.69; with the methods' default weights of 6be5e95: SAC with
+atc −7.41, spr −6.46, cpc −11.94, sac_ae −9.27, time_sup_con −8.35; at e8fd08f (pixels centred as
+the reference's): drqv2 −10.24.
 """
 
 import pytest
