@@ -205,7 +205,9 @@ class PixelSAC(SAC):
     def scaled(self, *views: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """uint8 views → float32 in [0, 1], once per batch, in the convs' memory format."""
         fmt = torch.channels_last if self.encoder.channels_last else torch.contiguous_format
-        return tuple(x.to(torch.float32, memory_format=fmt) / 255.0 for x in views)
+        # The layout change on the uint8 bytes (4× fewer than floats), then one float copy scaled
+        # in place (no second float batch allocated): the same values as x.float() / 255.
+        return tuple(x.contiguous(memory_format=fmt).to(torch.float32).div_(255.0) for x in views)
 
     def _actor(self, conv_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sampled action and its log-probability ``(B, 1)`` from the critic's conv features,
