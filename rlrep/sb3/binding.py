@@ -96,7 +96,8 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
     steps its encoder (SB3 keeps optimisers as ``.optimizer`` of the policy or its submodules);
     extractors no optimiser steps (SB3's target networks) drop their objective. Where the actor
     has an encoder of its own (stock SAC/TD3 ``CnnPolicy``), only the critic's learns from the
-    auxiliary loss, as in CURL, unless the extractor was built with ``aux_on_actor=True``."""
+    auxiliary loss, as in CURL, unless the extractor was built with ``aux_on_actor=True`` or
+    ``decoupled=True`` (then the aux loss is all that trains it)."""
     from rlrep.sb3.extractor import RepresentationExtractor
 
     policy = algorithm.policy
@@ -113,8 +114,11 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
     actor_only = _actor_only_extractors(policy)
     owned = []  # (extractor, its optimiser); target networks are in none
     for extractor in extractors:
-        if any(extractor is e for e in actor_only) and not extractor.aux_on_actor:
-            extractor.release_objective()  # the critic's encoder learns the representation
+        # The critic's encoder learns the representation; a decoupled actor's encoder learns
+        # from its aux loss alone, so it keeps it.
+        keep = extractor.aux_on_actor or extractor.decoupled
+        if any(extractor is e for e in actor_only) and not keep:
+            extractor.release_objective()
             continue
         extractor.set_action_space(algorithm.action_space)  # for methods conditioned on actions
         first = next(extractor.encoder.parameters())

@@ -75,7 +75,8 @@ def policy_kwargs(
         ``"CnnPolicy"``; PPO/A2C with ``share_features_extractor=False``), give it an auxiliary
         loss of its own as well. Default ``False``: the auxiliary loss trains the critic's encoder
         only, once per gradient step, as in CURL (whose actor reads the critic's encoder; here
-        the actor's encoder learns from the actor loss, as in stock SB3);
+        the actor's encoder learns from the actor loss, as in stock SB3; with ``decoupled=True``
+        each encoder keeps its aux loss, the only loss that trains it);
         :class:`~rlrep.sb3.SharedEncoderSACPolicy` gives CURL's sharing itself.
     :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
     :raises ValueError: unknown method, augmentation or encoder, ``aux_weight`` not finite or
