@@ -34,7 +34,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
-from rlrep.agents.pixel_sac import orthogonal_init_, pixel_encoder_kwargs
+from rlrep.agents.pixel_sac import orthogonal_init_, pixel_encoder_kwargs, scale_pixels
 from rlrep.agents.presets import DRQ_V2, DrQV2Config
 from rlrep.augment import RandomShift
 from rlrep.augment.base import pixel_range_checked
@@ -218,8 +218,7 @@ class DrQV2(TD3):
         """One DrQ-v2 update on shifted uint8 views ``(B, C, 84, 84)`` of ``obs_t`` and of the
         bootstrap observation; returns the detached losses."""
         cfg, std = self.config, self.stddev()
-        fmt = torch.channels_last if self.encoder.channels_last else torch.contiguous_format
-        obs, next_obs = (x.to(torch.float32, memory_format=fmt) / 255.0 for x in (obs, next_obs))
+        obs, next_obs = scale_pixels((obs, next_obs), self.encoder.channels_last)
         with pixel_range_checked():  # scaled from uint8: in [0, 1]
             conv = self.encoder.forward_conv(obs)
             with torch.no_grad():

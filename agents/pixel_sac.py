@@ -30,6 +30,7 @@ __all__ = [
     "PixelSAC",
     "orthogonal_init_",
     "pixel_encoder_kwargs",
+    "scale_pixels",
 ]
 
 #: CURL's and DrQ's bounds of log σ (``actor_log_std_min`` / ``max``; DrQ's ``log_std_bounds``).
@@ -41,6 +42,14 @@ def orthogonal_init_(module: nn.Module) -> None:
     if isinstance(module, nn.Linear):
         nn.init.orthogonal_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def scale_pixels(views: tuple[torch.Tensor, ...], channels_last: bool) -> tuple[torch.Tensor, ...]:
+    """uint8 views → float32 in [0, 1] (``x.float() / 255``), channels-last when asked."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    # The layout change on the uint8 bytes (4× fewer than floats), then one float copy scaled in
+    # place (no second float batch allocated): the same values as x.float() / 255.
+    return tuple(x.contiguous(memory_format=fmt).to(torch.float32).div_(255.0) for x in views)
 
 
 class CURLActor(Actor):
@@ -204,10 +213,7 @@ class PixelSAC(SAC):
 
     def scaled(self, *views: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """uint8 views → float32 in [0, 1], once per batch, in the convs' memory format."""
-        fmt = torch.channels_last if self.encoder.channels_last else torch.contiguous_format
-        # The layout change on the uint8 bytes (4× fewer than floats), then one float copy scaled
-        # in place (no second float batch allocated): the same values as x.float() / 255.
-        return tuple(x.contiguous(memory_format=fmt).to(torch.float32).div_(255.0) for x in views)
+        return scale_pixels(views, self.encoder.channels_last)
 
     def _actor(self, conv_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sampled action and its log-probability ``(B, 1)`` from the critic's conv features,
