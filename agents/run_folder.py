@@ -4,6 +4,7 @@
 
     out/
       .lock                    held while a process writes here (rlrep.runs.run_lock)
+      rlrep-run.json           the marker: kind "train", version, run id (written first)
       config.json              what the run was started with, and every change made on resume
       eval.csv                 one row per evaluation (rewritten from the latest checkpoint)
       logs/                    SB3's progress.csv (appended across resumes) and tensorboard events
@@ -27,7 +28,7 @@ from typing import Any
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
 from rlrep.atomic import atomic_write, fsync_path
-from rlrep.runs import read_json, write_json
+from rlrep.runs import MARKER, read_json, write_json
 
 __all__ = ["CHECKPOINT_FORMAT", "EVAL_FIELDS", "RunFolder"]
 
@@ -43,12 +44,17 @@ class RunFolder:
         self.checkpoints = self.out / "checkpoints"
         self.config_path = self.out / "config.json"
 
+    #: What a run writes here besides the lock and the marker.
+    NAMES = ("config.json", "checkpoints", "eval.csv", "logs", "model.zip")
+
     def holds_run(self) -> bool:
-        names = ("config.json", "checkpoints", "eval.csv", "logs", "model.zip")
-        return any((self.out / name).exists() for name in names)
+        return any((self.out / name).exists() for name in self.NAMES)
 
     def clear(self) -> None:
-        """Remove the files of a run that has no checkpoint (nothing of it can be resumed)."""
+        """Remove the files of an rlrep train run that has no checkpoint (nothing of it can be
+        resumed); a folder without its marker is never cleared."""
+        if not (self.out / MARKER).exists():
+            raise ValueError(f"{self.out} has no {MARKER}; only a run rlrep wrote is cleared")
         if self.latest() is not None:
             raise ValueError(f"{self.out} holds a checkpoint; it is never cleared")
         for name in ("config.json", "eval.csv", "model.zip"):

@@ -25,10 +25,12 @@ from rlrep.atomic import atomic_write
 from rlrep.runs import (
     RunFolderError,
     check_changes,
+    claim_run_folder,
     config_changes,
     record_changes,
     resume_decision,
     run_lock,
+    write_marker,
 )
 
 __all__ = ["AGENTS", "parse_frames", "train"]
@@ -291,13 +293,20 @@ def train(
         "overrides": overrides,
     }
     with run_lock(folder.out):
-        checkpoint = folder.latest()
+        ours = claim_run_folder(folder.out, "train", RunFolder.NAMES)  # refuses foreign folders
+        checkpoint = folder.latest() if ours else None
         resume = resume or resume_if_exists
         resuming = resume_decision(
-            checkpoint is not None, folder.holds_run(), resume, resume_if_exists, folder.out
+            checkpoint is not None,
+            ours and folder.holds_run(),
+            resume,
+            resume_if_exists,
+            folder.out,
         )
         if not resuming:
-            folder.clear()  # what a run stopped before its first checkpoint left
+            if ours:
+                folder.clear()  # what a run of ours stopped before its first checkpoint left
+            write_marker(folder.out, "train")
         changes: dict[str, list[Any]] = {}
         if resuming:
             # Runs started before evaluations on distracted variants existed evaluated none.

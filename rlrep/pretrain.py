@@ -17,7 +17,9 @@ exits 1):
 
 - One writer per ``out`` (:func:`rlrep.runs.run_lock`, rank 0); ``resume`` needs a checkpoint,
   ``resume_if_exists`` continues one if there is one and starts otherwise; a new run never
-  overwrites a folder that holds one.
+  overwrites a folder that holds one. A new run writes the marker ``rlrep-run.json`` (kind
+  ``pretrain``) first; a folder with another kind's marker, or with ``checkpoint.pt`` or
+  ``config.json`` but no marker, is refused (:func:`rlrep.runs.claim_run_folder`).
 - On resume the stored config is compared with the requested one. The run's identity — method,
   dataset, encoder, augmentation, their kwargs, image and view shape, seed — cannot change.
   :data:`CHANGEABLE_KEYS` (lr, batch size, world size) change only with
@@ -63,7 +65,14 @@ from rlrep.datasets import Dataset, DatasetError, load_dataset
 from rlrep.divergence import NonFiniteLossError, check_finite  # NonFiniteLossError: re-exported
 from rlrep.objective import AuxObjective
 from rlrep.probes import evaluate, probe, resolve_device  # probe: re-exported
-from rlrep.runs import resume_decision, resumed_config, run_lock, write_json
+from rlrep.runs import (
+    claim_run_folder,
+    resume_decision,
+    resumed_config,
+    run_lock,
+    write_json,
+    write_marker,
+)
 
 __all__ = [
     "CHANGEABLE_KEYS",
@@ -76,6 +85,8 @@ __all__ = [
     "probe",
 ]
 
+#: What a pretraining run writes in its folder besides the lock and the marker.
+RUN_FILES = ("checkpoint.pt", "config.json")
 #: Config keys a resumed run may change only with ``allow_config_change`` (recorded).
 CHANGEABLE_KEYS = ("lr", "batch_size", "world_size")
 #: Config keys a resumed run may always change (recorded): ``epochs`` is the end point.
@@ -160,13 +171,17 @@ def pretrain(
         out = Path(out)
         ckpt_path = out / "checkpoint.pt"
         with run_lock(out) if rank == 0 else contextlib.nullcontext():  # other ranks don't write
+            # Refuses a folder another program or another kind of rlrep run wrote (no marker).
+            ours = rank > 0 or claim_run_folder(out, "pretrain", RUN_FILES)
             resuming = resume_decision(
-                has_checkpoint=ckpt_path.exists(),
-                holds_run=ckpt_path.exists() or (out / "config.json").exists(),
+                has_checkpoint=ours and ckpt_path.exists(),
+                holds_run=ours and any((out / name).exists() for name in RUN_FILES),
                 resume=resume or resume_if_exists,
                 start_if_missing=resume_if_exists,
                 out=out,
             )
+            if not resuming and rank == 0:
+                write_marker(out, "pretrain")
             ckpt = load_checkpoint(ckpt_path, map_location=dev) if resuming else None
             ds = load_dataset(dataset, data_dir, image_size=image_size, seed=seed)
             if augmentation is None:

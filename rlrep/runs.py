@@ -3,6 +3,11 @@
 - :func:`run_lock`: one writer per folder. An OS lock (``fcntl.flock``) is held on ``out/.lock``
   for the life of the run; the kernel releases it when the process dies, so a lock left by a
   killed run never blocks the next one, while a live second writer is refused.
+- :func:`claim_run_folder`: a run folder is rlrep's when it holds the marker
+  ``rlrep-run.json`` (kind, version, run id), written before anything else of a new run. Resume
+  acts only on a folder with the marker of the same kind; a folder holding files rlrep would
+  write but no marker (another program's, or another kind of rlrep run) is refused, so nothing
+  rlrep did not write is ever deleted or overwritten.
 - :func:`resume_decision`: ``--resume`` needs a checkpoint (unless starting fresh is asked for);
   a folder that holds a run is never overwritten silently.
 - :func:`config_changes` / :func:`record_changes`: on resume the stored configuration is compared
@@ -15,15 +20,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rlrep.atomic import atomic_write
 
 __all__ = [
+    "MARKER",
     "RunFolderError",
     "check_changes",
+    "claim_run_folder",
     "config_changes",
     "read_json",
     "record_changes",
@@ -31,7 +39,11 @@ __all__ = [
     "resumed_config",
     "run_lock",
     "write_json",
+    "write_marker",
 ]
+
+#: The file that identifies a run folder as rlrep's, written first in a new run.
+MARKER = "rlrep-run.json"
 
 
 class RunFolderError(ValueError):
@@ -73,6 +85,45 @@ def _lock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         return
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def claim_run_folder(out: str | Path, kind: str, names: Iterable[str]) -> bool:
+    """Whether ``out`` holds a run of ``kind`` that rlrep wrote (True), or nothing of one (False).
+
+    :param kind: ``"train"`` or ``"pretrain"``: what the caller writes there.
+    :param names: the files and folders such a run writes (``config.json``, ``checkpoints``, ...).
+    :raises RunFolderError: the marker names another kind; the marker is unreadable; or ``out``
+        has no marker but holds one of ``names`` (not written by rlrep, or by a version before
+        run markers): resuming, clearing or starting there could destroy it.
+    """
+    out = Path(out)
+    marker = out / MARKER
+    if marker.exists():
+        found = read_json(marker)
+        if found.get("kind") != kind:
+            raise RunFolderError(
+                f"{out} is an rlrep {found.get('kind')!r} run folder ({MARKER}), not a {kind} "
+                f"run; `rlrep {kind}` does not touch it. Choose another --out"
+            )
+        return True
+    clashes = sorted(name for name in names if (out / name).exists())
+    if clashes:
+        raise RunFolderError(
+            f"{out} holds {', '.join(clashes)} but no {MARKER}: it is not a folder `rlrep {kind}` "
+            "wrote, and nothing in it is resumed, replaced or deleted. Choose another --out (or "
+            "move those files away)"
+        )
+    return False
+
+
+def write_marker(out: str | Path, kind: str) -> dict[str, str]:
+    """Mark ``out`` as a new rlrep run of ``kind`` (before anything else of the run is written);
+    returns the marker: ``{"kind", "version", "run_id"}``."""
+    from rlrep import __version__
+
+    marker = {"kind": kind, "version": __version__, "run_id": uuid.uuid4().hex}
+    write_json(Path(out) / MARKER, marker)
+    return marker
 
 
 def resume_decision(

@@ -262,6 +262,36 @@ def test_resume_without_a_checkpoint_is_an_error_unless_asked_to_start(tmp_path)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
 
+@pytest.mark.slow
+def test_a_training_run_is_not_resumed_or_overwritten_by_pretraining(tmp_path):
+    from rlrep.agents.train import train
+
+    out = tmp_path / "train"
+    tiny = {"num_filters": 4, "num_layers": 2, "hidden_dim": 16, "batch_size": 8,
+            "initial_steps": 20, "image_size": 40, "crop_size": 32}  # fmt: skip
+    train("point_mass_pixels", out=out, frames=40, eval_every=40, eval_episodes=1,
+          progress=False, **tiny)  # fmt: skip
+    config = (out / "config.json").read_bytes()
+    for flag in ("resume", "resume_if_exists"):
+        with pytest.raises(RunFolderError, match="'train' run folder"):
+            pretrain(epochs=1, out=out, **{flag: True}, **TINY)
+    assert (out / "config.json").read_bytes() == config
+    assert not (out / "checkpoint.pt").exists()
+    # The run still resumes (here: to the same end point).
+    assert train("point_mass_pixels", out=out, frames=40, eval_every=40, eval_episodes=1,
+                 progress=False, resume=True, **tiny)[-1]["frames"] == 40  # fmt: skip
+
+
+def test_a_folder_without_the_marker_is_refused_and_kept(tmp_path):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "config.json").write_text('{"not": "rlrep"}')
+    with pytest.raises(RunFolderError, match=r"holds config\.json but no rlrep-run\.json"):
+        pretrain(epochs=1, out=out, resume_if_exists=True, **TINY)
+    assert (out / "config.json").read_text() == '{"not": "rlrep"}'
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json"]
+
+
 def test_a_busy_run_folder_is_refused(tmp_path):
     out = tmp_path / "r"
     with run_lock(out), pytest.raises(RunFolderError, match="in use by a running process"):

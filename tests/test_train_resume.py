@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rlrep.agents.train import train
-from rlrep.runs import RunFolderError, run_lock
+from rlrep.runs import RunFolderError, read_json, run_lock, write_json, write_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -99,15 +99,15 @@ KILLER = textwrap.dedent(
 )
 
 
-# os.replace calls: config.json (1); per checkpoint: state.json, the set's folder, the latest
-# pointer, eval.csv. The second checkpoint (80 frames) is calls 6-9.
+# os.replace calls: the marker (1), config.json (2); per checkpoint: state.json, the set's folder,
+# the latest pointer, eval.csv. The second checkpoint (80 frames) is calls 7-10.
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("point", "n"),
     [
-        ("replace", 7),  # set written, its folder not yet renamed
-        ("replace", 8),  # folder renamed, the pointer still names the first checkpoint
-        ("replace", 9),  # pointer switched, eval.csv not yet rewritten
+        ("replace", 8),  # set written, its folder not yet renamed
+        ("replace", 9),  # folder renamed, the pointer still names the first checkpoint
+        ("replace", 10),  # pointer switched, eval.csv not yet rewritten
         ("step", 100),  # during learning, between checkpoints
     ],
 )
@@ -181,6 +181,31 @@ def test_resume_if_exists_starts_a_new_run(tmp_path):
         **TINY,
     )
     assert [h["frames"] for h in history] == [40]
+
+
+@pytest.mark.parametrize("flag", ["resume", "resume_if_exists"])
+def test_a_folder_rlrep_did_not_write_is_refused_and_left_as_it_was(tmp_path, flag):
+    out = tmp_path / "theirs"
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "notes.txt").write_text("a user's notes")
+    (out / "checkpoints").mkdir()
+    (out / "config.json").write_text('{"lr": 3}')
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(RunFolderError, match=r"checkpoints, config\.json, logs but no rlrep-run"):
+        train("point_mass_pixels", out=out, **{flag: True}, **RUN, **TINY)
+    assert {
+        p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"
+    } == before
+
+
+def test_a_pretraining_run_is_not_resumed_as_training(tmp_path):
+    out = tmp_path / "pre"
+    out.mkdir()
+    write_json(out / "config.json", {"method": "simclr"})
+    write_marker(out, "pretrain")
+    with pytest.raises(RunFolderError, match="'pretrain' run folder"):
+        train("point_mass_pixels", out=out, resume_if_exists=True, **RUN, **TINY)
+    assert read_json(out / "config.json") == {"method": "simclr"}
 
 
 def test_a_second_writer_is_refused_and_a_stale_lock_is_not(tmp_path):
