@@ -138,7 +138,7 @@ def test_the_actors_own_encoder_gets_an_aux_loss_only_when_asked(on_actor):
         assert actor.has_objective is on_actor and (actor.objective is not None) is on_actor
     decoupled = SAC("CnnPolicy", env(), buffer_size=100, learning_starts=40, batch_size=16, seed=0,
                     policy_kwargs=policy_kwargs(method="simclr", decoupled=True, **SMALL))  # fmt: skip
-    decoupled.learn(42)  # decoupled: the aux loss is all that trains the actor's encoder too
+    decoupled.learn(42)  # decoupled: the aux loss is all that trains the actor's convs too
     assert decoupled.actor.features_extractor.objective.calls > 0
     shared = PPO("CnnPolicy", env(), n_steps=16, batch_size=16, n_epochs=1, seed=0,
                  policy_kwargs=policy_kwargs(method="simclr", **SMALL))  # fmt: skip

@@ -47,7 +47,8 @@ def reference_terms(method, views, actions):
         for k in range(1, method.steps + 1):
             latent = method.transition(torch.cat([latent, actions[i : i + 1, k - 1]], 1))
             p = method.predictor(method.projection(latent))[0]
-            y = method.target_projection(method.target_encoder(views[i : i + 1, k]))[0]
+            with torch.no_grad():  # the momentum targets: stop-gradient (the paper's Eq. 4)
+                y = method.target_projection(method.target_encoder(views[i : i + 1, k]))[0]
             row.append(2 - 2 * (p * y).sum() / (p.norm() * y.norm()))
         rows.append(torch.stack(row))
     return torch.stack(rows)
@@ -70,6 +71,23 @@ def test_loss_is_the_mean_over_valid_steps_of_the_rolled_out_prediction_error():
     assert empty.item() == 0.0 and empty.requires_grad
     assert set(out.metrics) >= {"cosine", "feature_std", "alignment", "uniformity"}
     assert all(not m.requires_grad for m in out.metrics.values())
+
+
+def test_gradients_equal_those_of_the_per_sample_loop():
+    method = make_spr()
+    views, actions = window()
+    views.requires_grad_(True)
+    method(views, actions, VALID).loss.backward()
+    got = {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None}
+    got_views = views.grad.clone()
+    method.zero_grad()
+    views.grad = None
+    reference_terms(method, views, actions)[VALID[:, 1:]].mean().backward()
+    want = {k: p.grad for k, p in method.named_parameters() if p.grad is not None}
+    assert got.keys() == want.keys() and not any(k.startswith("target_") for k in got)
+    for key, grad in want.items():
+        torch.testing.assert_close(got[key], grad, msg=key)
+    torch.testing.assert_close(got_views, views.grad)
 
 
 def test_gradients_reach_the_online_side_only_and_features_a_replaces_the_first_encoding():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -23,9 +25,15 @@ def check_observation_shape(shape: tuple[int, ...], name: str) -> tuple[int, int
     return c, h, w
 
 
-class PixelEncoderBase(nn.Module):
+class PixelEncoderBase(nn.Module, ABC):
     """Base of the pixel encoders: ``forward`` takes ``(B, C, H, W)`` uint8 [0, 255] or float
     [0, 1] images and returns ``(B, features_dim)`` features.
+
+    Every encoder is a convolutional trunk then a head, ``forward = forward_head ∘ forward_conv``:
+    :meth:`forward_conv` gives the flattened trunk output ``(B, conv_dim)``, :meth:`forward_head`
+    maps it to the features. The split is what ``decoupled`` (ATC, Stooke et al. 2021) cuts: the
+    RL losses read the trunk's output detached and train the head only. A subclass (a user's
+    encoder registered in :data:`rlrep.encoders.ENCODERS` too) defines both.
 
     Input is checked by :meth:`preprocess` (``ValueError`` saying what to change): ``B >= 1``,
     ``C`` and (where :attr:`fixed_size`) ``H, W`` as ``observation_shape``, dtype uint8 or
@@ -85,6 +93,17 @@ class PixelEncoderBase(nn.Module):
             )
         check_pixel_range(obs, name)
         return obs.to(dtype)
+
+    @abstractmethod
+    def forward_conv(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` images → ``(B, conv_dim)``: the convolutional trunk, flattened."""
+
+    @abstractmethod
+    def forward_head(self, conv_features: torch.Tensor) -> torch.Tensor:
+        """``(B, conv_dim)`` trunk output → ``(B, features_dim)`` features."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_conv(obs))
 
     @torch.no_grad()
     def _flat_size(self, trunk: nn.Module) -> int:

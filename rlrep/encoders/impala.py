@@ -53,5 +53,10 @@ class ImpalaCNN(PixelEncoderBase):
         self.trunk = nn.Sequential(*stacks, nn.ReLU(), nn.Flatten())
         self.linear = nn.Sequential(nn.Linear(self._flat_size(self.trunk), features_dim), nn.ReLU())
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.trunk(self.preprocess(obs)))
+    def forward_conv(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(B, conv_dim)``: the three stacks, ReLU, flattened."""
+        return self.trunk(self.preprocess(obs))
+
+    def forward_head(self, conv_features: torch.Tensor) -> torch.Tensor:
+        """``(B, conv_dim)`` → ``(B, features_dim)``: Linear, ReLU."""
+        return self.linear(conv_features)

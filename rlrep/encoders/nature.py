@@ -30,5 +30,10 @@ class NatureCNN(PixelEncoderBase):
         )  # fmt: skip
         self.linear = nn.Sequential(nn.Linear(self._flat_size(self.cnn), features_dim), nn.ReLU())
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.cnn(self.preprocess(obs)))
+    def forward_conv(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(B, conv_dim)``: the three convs, flattened."""
+        return self.cnn(self.preprocess(obs))
+
+    def forward_head(self, conv_features: torch.Tensor) -> torch.Tensor:
+        """``(B, conv_dim)`` → ``(B, features_dim)``: Linear, ReLU."""
+        return self.linear(conv_features)

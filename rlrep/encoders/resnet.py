@@ -33,7 +33,8 @@ class _BasicBlock(nn.Module):
 class ResNet18(PixelEncoderBase):
     """ResNet-18 for small images (CIFAR variant used by SimCLR, lightly and solo-learn):
     conv 3×3/1 stem, four stages of two basic blocks (64, 128, 256, 512), average pool →
-    512 features. Works at any input size ≥ 8×8.
+    512 features. Works at any input size ≥ 8×8. All of it is the convolutional trunk
+    (:meth:`forward_conv`); its head is the identity.
 
     :param observation_shape: ``(C, H, W)``, e.g. ``(3, 32, 32)``.
     :param width: channels of the first stage (64); features are ``8 · width``.
@@ -57,5 +58,11 @@ class ResNet18(PixelEncoderBase):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward_conv(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(B, 8·width)``: every layer up to the pooled, flattened maps."""
         return self.net(self.preprocess(obs))
+
+    def forward_head(self, conv_features: torch.Tensor) -> torch.Tensor:
+        """The identity: the network has no head after its pool (``decoupled``, the RL losses
+        train none of it)."""
+        return conv_features

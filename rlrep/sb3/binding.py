@@ -26,7 +26,8 @@ Methods that learn from time (:data:`rlrep.methods.TEMPORAL`) get the windows th
 batch SB3 just sampled: :class:`~rlrep.sb3.FrameStackReplayBuffer` records the slots of each
 sample and gives ``obs_t … obs_{t+L}`` with the actions between them
 (:meth:`~rlrep.sb3.FrameStackReplayBuffer.get_sequences`). With a ``decoupled`` extractor the
-RL losses read detached features and the auxiliary loss backpropagates into the encoder directly.
+RL losses read the conv output detached (they train the encoder's head, not its convs) and the
+auxiliary loss backpropagates into head and convs directly, from an anchor of its own.
 
 SB3 gives a policy no reference to its algorithm or logger: :func:`find_algorithm` finds the
 algorithm once, at an extractor's first training forward, as the ``self`` of the SB3 method on the
@@ -97,7 +98,7 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
     extractors no optimiser steps (SB3's target networks) drop their objective. Where the actor
     has an encoder of its own (stock SAC/TD3 ``CnnPolicy``), only the critic's learns from the
     auxiliary loss, as in CURL, unless the extractor was built with ``aux_on_actor=True`` or
-    ``decoupled=True`` (then the aux loss is all that trains it)."""
+    ``decoupled=True`` (then the aux loss is all that trains its convs)."""
     from rlrep.sb3.extractor import RepresentationExtractor
 
     policy = algorithm.policy
@@ -114,8 +115,8 @@ def bind_policy(algorithm: BaseAlgorithm) -> None:
     actor_only = _actor_only_extractors(policy)
     owned = []  # (extractor, its optimiser); target networks are in none
     for extractor in extractors:
-        # The critic's encoder learns the representation; a decoupled actor's encoder learns
-        # from its aux loss alone, so it keeps it.
+        # The critic's encoder learns the representation; a decoupled actor's convs learn from
+        # its aux loss alone (the actor loss trains its head only), so it keeps it.
         keep = extractor.aux_on_actor or extractor.decoupled
         if any(extractor is e for e in actor_only) and not keep:
             extractor.release_objective()
@@ -197,7 +198,10 @@ class AuxBinding:
                 return
             # The anchor is the RL view's features, cut from their graph: the aux loss's gradient
             # at them joins the RL loss's in the one backward through the encoder (hook below).
-            # Decoupled, the RL loss does not reach the encoder: the aux loss goes through it.
+            # Decoupled, the RL loss stops at the conv output, so it cannot carry the aux
+            # gradient into the convs: the recorded features are the aux loss's own head pass
+            # on the attached conv output (the extractor's), and it backpropagates through them
+            # into head and convs now; the RL loss's backward adds its head gradient later.
             anchor = features if decoupled else features.detach().requires_grad_()
             (weight * self._aux_loss(obs, view, anchor).loss).backward()
             if decoupled:

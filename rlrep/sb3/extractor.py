@@ -47,8 +47,10 @@ class RepresentationExtractor(BaseFeaturesExtractor):
       the SB3 optimiser stepping this encoder adds once per step (:mod:`rlrep.sb3.binding`; the
       RL view is the anchor, a second random view the positive; for the methods in
       :data:`rlrep.methods.TEMPORAL`, the replay buffer's windows that start at that batch).
-      With ``decoupled=True`` the features go to the RL heads detached: the encoder learns
-      from the auxiliary loss alone (ATC's decoupled setting, Stooke et al. 2021).
+      With ``decoupled=True`` the RL losses read the conv trunk's output detached,
+      ``head(conv.detach())``: they train the encoder's head (CURL's fc + LayerNorm) and the RL
+      heads, not the convs, which the auxiliary loss trains (with the head), as ATC
+      (Stooke et al. 2021) and the ``atc-sac`` agent.
     - evaluation mode (``predict``, rollouts, SB3's target networks, which SB3 keeps in eval
       mode): features of the deterministic view (center crop), no auxiliary loss.
 
@@ -67,8 +69,12 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         ``encoder``/``encoder_kwargs``; views must have the shape it was trained on.
     :param freeze: keep the pretrained encoder fixed (no gradient, eval mode); the RL heads
         learn on its features (a representation trained beforehand).
-    :param decoupled: the RL losses read the features detached, so the encoder is trained by
-        the auxiliary ``method`` alone, online from the replay data (ATC's decoupled setting).
+    :param decoupled: the RL losses do not train the convolutional trunk: they read its output
+        detached and train the encoder's head (``forward_head``: CURL's fc + LayerNorm, the
+        last Linear of ``nature`` and ``impala``) and the RL heads; the auxiliary ``method``
+        trains the convs (and the head), online from the replay data (ATC's setting, Stooke et
+        al. 2021; ``resnet18``'s head is the identity, so there the RL losses train none of the
+        encoder).
     :param rank_every: log the effective rank of the RL view's features every ``rank_every``
         auxiliary steps (an SVD; a collapse alarm), ``0`` for never.
     :param aux_on_actor: where the actor has an encoder of its own (stock SAC/TD3
@@ -113,9 +119,9 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             )
         if decoupled and (method is None or not aux_weight):
             raise ValueError(
-                "decoupled=True trains the encoder by the auxiliary loss alone: pass a method "
-                "(e.g. method='atc') with aux_weight > 0; a fixed encoder is pretrained=..., "
-                "freeze=True"
+                "decoupled=True leaves the encoder's convs to the auxiliary loss (the RL losses "
+                "read them detached and train the head only): pass a method (e.g. method='atc') "
+                "with aux_weight > 0; a fixed encoder is pretrained=..., freeze=True"
             )
         checkpoint = None if pretrained is None else read_pretrained(pretrained)
         if checkpoint is not None:
@@ -348,15 +354,23 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             )
         augmented = self.rl_view == "augmented"
         view = self.augment.random(observations) if augmented else None
-        features = self.encoder(view if augmented else self.augment.deterministic(observations))
+        x = view if augmented else self.augment.deterministic(observations)
+        # Decoupled (ATC's setting): the RL losses read the conv output without its graph, so
+        # they train the head and not the convs.
+        conv = self.encoder.forward_conv(x) if self.decoupled else None
+        features = self.encoder(x) if conv is None else self.encoder.forward_head(conv.detach())
         if torch.is_grad_enabled():
             if not self._attached:
                 self._attach()
             if self.has_objective and self.aux_weight > 0:
-                self._remember(observations, view, features)
-        # Decoupled: the RL losses see the features without their graph; the auxiliary loss
-        # trains the encoder through the recorded ones (rlrep.sb3.binding).
-        return features.detach() if self.decoupled else features
+                # Decoupled, the aux loss's anchor is a second head pass on the conv output with
+                # its graph: the aux loss trains convs and head through it (rlrep.sb3.binding).
+                # A deterministic RL view gets no anchor: the aux loss draws views of its own.
+                anchor = (
+                    features if conv is None or not augmented else self.encoder.forward_head(conv)
+                )
+                self._remember(observations, view, anchor)
+        return features
 
     def _attach(self) -> None:
         """At the first training forward inside an SB3 algorithm's ``train()``: check the frame
@@ -380,7 +394,9 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self._record = (observations, view, features)
 
     def pop_record(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None:
-        """The last training forward (observations, RL view or ``None``, features), then forget it."""
+        """The last training forward (observations, RL view or ``None``, features), then forget it.
+        Decoupled, the features are the head's on the conv output *with* its graph (the aux
+        loss's anchor), not the RL losses' (on the detached conv output)."""
         record, self._record = self._record, None
         return record
 

@@ -68,15 +68,18 @@ def policy_kwargs(
         default: 3 when the observation's C is a multiple of 3, else 1 (SB3's Atari stacks of 4
         frames: 1). Colour augmentations refuse grayscale frames; a value the env contradicts
         (its ``VecFrameStack``) is refused at the first update, naming this option.
-    :param decoupled: the RL losses read the encoder's features detached, so only the
-        auxiliary method trains it (ATC's decoupled setting, Stooke et al. 2021); with
-        :class:`~rlrep.sb3.SharedEncoderSACPolicy`, actor and critic share that encoder.
+    :param decoupled: the RL losses do not train the encoder's convolutional trunk: they read
+        its output detached and train the encoder's head (``curl``: fc + LayerNorm;
+        ``nature``, ``impala``: the last Linear; ``resnet18``: none) and the RL heads, while
+        the auxiliary method trains the convs (and the head), as ATC (Stooke et al. 2021) and
+        the ``atc-sac`` agent; with :class:`~rlrep.sb3.SharedEncoderSACPolicy`, actor and
+        critic share that encoder.
     :param aux_on_actor: where the actor has an encoder of its own (SB3's SAC and TD3
         ``"CnnPolicy"``; PPO/A2C with ``share_features_extractor=False``), give it an auxiliary
         loss of its own as well. Default ``False``: the auxiliary loss trains the critic's encoder
         only, once per gradient step, as in CURL (whose actor reads the critic's encoder; here
         the actor's encoder learns from the actor loss, as in stock SB3; with ``decoupled=True``
-        each encoder keeps its aux loss, the only loss that trains it);
+        each encoder keeps its aux loss, the only loss that trains its convs);
         :class:`~rlrep.sb3.SharedEncoderSACPolicy` gives CURL's sharing itself.
     :param extra: other SB3 policy kwargs (``net_arch``, ``share_features_extractor``, …).
     :raises ValueError: unknown method, augmentation or encoder, ``aux_weight`` not finite or
@@ -96,8 +99,8 @@ def policy_kwargs(
         )
     if decoupled and method is None:
         raise ValueError(
-            "decoupled=True trains the encoder by the auxiliary loss alone: pass a method "
-            "(e.g. method='atc')"
+            "decoupled=True leaves the encoder's convs to the auxiliary loss (the RL losses "
+            "read them detached and train the head only): pass a method (e.g. method='atc')"
         )
     if encoder not in encoder_lib.ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(encoder_lib.ENCODERS)}")
