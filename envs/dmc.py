@@ -158,8 +158,16 @@ class DMCEnv(gym.Env):
             np.where(unbounded, 1.0, high),
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, dtype=np.float32)
-        state_dim = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
-        self.state_space = gym.spaces.Box(-np.inf, np.inf, (state_dim,), dtype=np.float32)
+        # The observation key each entry of the flat state comes from ("position", "velocity",
+        # "orientations", ...), so probes can score positions and velocities apart.
+        self.state_keys: tuple[str, ...] = tuple(
+            key
+            for key, spec in self._env.observation_spec().items()
+            for _ in range(int(np.prod(spec.shape)))
+        )
+        self.state_space = gym.spaces.Box(
+            -np.inf, np.inf, (len(self.state_keys),), dtype=np.float32
+        )
         if from_pixels:
             shape = (3 * self.frame_stack, self.image_size, self.image_size)
             self.observation_space = gym.spaces.Box(0, 255, shape, dtype=np.uint8)

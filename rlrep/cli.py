@@ -16,12 +16,7 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args.threads)
     overrides = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
@@ -47,9 +42,19 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _pretrain(args: argparse.Namespace) -> int:
     from rlrep.pretrain import pretrain
 
+    _set_threads(args.threads)
     pretrain(
         method=args.method,
         dataset=args.dataset,
@@ -69,6 +74,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         resume_if_exists=args.resume_if_exists,
         allow_config_change=args.allow_config_change,
+        eval_every=args.eval_every,
     )
     return 0
 
@@ -160,6 +166,8 @@ def _literal(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rlrep.methods import METHODS  # torch only; names for --help
+
     parser = argparse.ArgumentParser(
         prog="rlrep", description="Self-supervised representations for pixel-based RL."
     )
@@ -221,8 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--method",
         default="simclr",
-        help="simclr | moco | moco_v3 | byol | simsiam | barlow_twins | vicreg | swav | nnclr | "
-        "curl",
+        help=" | ".join(METHODS) + " (the temporal ones need a sequence dataset: dmc:TASK, npz)",
     )
     p.add_argument(
         "--dataset",
@@ -271,6 +278,19 @@ def main(argv: list[str] | None = None) -> int:
         choices=["auto", "on", "off"],
         default="auto",
         help="bfloat16 autocast (auto: on CUDA)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="probe the encoder every N epochs and after the last (0: after the last only)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's); results on the CPU depend on it",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_pretrain)

@@ -10,11 +10,15 @@
 - ``stl10`` — the binary files (``stl10_binary/train_X.bin``, ``train_y.bin``, ``test_X.bin``,
   ``test_y.bin``, ``unlabeled_X.bin``) under ``data_dir``; 3×96×96.
 - ``folder:PATH`` — one sub-folder per class of image files (PNG/JPEG), resized to ``image_size``.
-- ``npz:PATH`` — arrays ``images`` (N, C, H, W) or (N, H, W, C) uint8, optional ``labels``/``states``;
+- ``npz:PATH`` — arrays ``images`` (N, C, H, W) or (N, H, W, C) uint8, optional ``labels``/``states``
+  (and ``state_keys`` (S,) strings naming each state entry, e.g. ``"position"``, ``"velocity"``);
   with ``actions`` (N, A) and ``episodes`` (N,) too, a sequence dataset (frames in time order,
-  :class:`rlrep.sequences.Sequences`) for the temporal methods (ATC, CPC, SPR).
-- ``dmc:TASK`` — observations rendered from ``rlrep.envs.make_dmc`` under a random policy (3 stacked
-  frames, as the RL envs give them) along episodes, with their proprioceptive states as
+  :class:`rlrep.sequences.Sequences`) for the temporal methods (ATC, CPC, SPR), split by episode:
+  a seeded fifth of the episodes is held out whole, so no test frame has a training neighbour.
+- ``dmc:TASK`` — observations rendered from ``rlrep.envs.make_dmc`` (3 stacked frames, as the RL
+  envs give them) along episodes of ``dmc_episode_steps`` agent steps, under a uniform random
+  policy at the task's action repeat (an action drawn per agent step and held for the repeat),
+  with their physics states (the task's observation entries, named by ``state_keys``) as
   regression targets and the actions between them; cached to ``data_dir/dmc-TASK-….npz``.
 
 Nothing is downloaded: a missing or corrupt file raises :class:`DatasetError` naming the file
@@ -56,17 +60,34 @@ class Dataset:
     sequences: Sequences | None = None
     #: ``(N_train,)`` index of each training image among all images (their time order).
     train_index: torch.Tensor | None = None
+    #: The name of each state entry (a DMC observation key: ``"position"``, ``"velocity"``, ...).
+    state_keys: tuple[str, ...] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.shape[1:])
 
 
-def _split(images, labels=None, states=None, test_fraction=0.2, seed=0, name=""):
+def _split(images, labels=None, states=None, test_fraction=0.2, seed=0, name="", episodes=None):
+    """A seeded ``test_fraction`` of the images held out; with ``episodes`` ``(N,)``, that
+    fraction of the episodes (at least one), whole, so test frames have no training neighbours."""
     n = len(images)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_test = max(1, int(n * test_fraction))
-    te, tr = perm[:n_test], perm[n_test:]
+    generator = torch.Generator().manual_seed(seed)
+    if episodes is None:
+        perm = torch.randperm(n, generator=generator)
+        n_test = max(1, int(n * test_fraction))
+        te, tr = perm[:n_test], perm[n_test:]
+    else:
+        ids = episodes.unique()
+        held_out = ids[torch.randperm(len(ids), generator=generator)]
+        held_out = held_out[: max(1, int(len(ids) * test_fraction))]
+        in_test = torch.isin(episodes, held_out)
+        te, tr = in_test.nonzero().squeeze(1), (~in_test).nonzero().squeeze(1)
+        if len(tr) == 0:
+            raise DatasetError(
+                f"{name}: all frames are in one episode; a sequence dataset needs at least two "
+                "episodes (one is held out whole for the probes)"
+            )
 
     def pick(x, idx):
         return None if x is None else x[idx]
@@ -268,12 +289,13 @@ def _npz(path: Path) -> Dataset:
     actions = _per_image(data, "actions", np.float32, 2, len(images), path)
     episodes = _per_image(data, "episodes", np.int64, 1, len(images), path)
     frames = torch.from_numpy(np.ascontiguousarray(images))
-    ds = _split(frames, labels, states, name=f"npz:{path}")
     if (actions is None) != (episodes is None):
         raise DatasetError(
             f"npz: {path} has only one of 'actions' (N, A) and 'episodes' (N,); a sequence "
             "dataset needs both (or neither, for plain images)"
         )
+    ds = _split(frames, labels, states, name=f"npz:{path}", episodes=episodes)
+    ds.state_keys = _state_keys(data, states, path)
     if actions is not None:
         usable = torch.zeros(len(frames), dtype=torch.bool)
         usable[ds.train_index] = True
@@ -282,6 +304,20 @@ def _npz(path: Path) -> Dataset:
         except ValueError as error:
             raise DatasetError(f"npz: {path}: {error}") from None
     return ds
+
+
+def _state_keys(data, states: torch.Tensor | None, path: Path) -> tuple[str, ...] | None:
+    """The npz's ``state_keys`` (one string per state entry), checked against ``states``."""
+    if "state_keys" not in data:
+        return None
+    keys = np.asarray(data["state_keys"])
+    if states is None or keys.dtype.kind != "U" or keys.shape != (states.shape[1],):
+        raise DatasetError(
+            f"npz: {path} 'state_keys' is {keys.dtype} {keys.shape}; expected one string per "
+            f"state entry, (S,) with 'states' (N, S)"
+            + ("" if states is None else f" = {tuple(states.shape)}")
+        )
+    return tuple(str(k) for k in keys)
 
 
 def _per_image(data, key: str, dtype: type, ndim: int, n: int, path: Path) -> torch.Tensor | None:
@@ -305,28 +341,36 @@ def _per_image(data, key: str, dtype: type, ndim: int, n: int, path: Path) -> to
 
 
 def _dmc(
-    task: str, data_dir: Path, image_size: int, frames: int, seed: int, frame_stack: int = 3
+    task: str,
+    data_dir: Path,
+    image_size: int,
+    frames: int,
+    seed: int,
+    episode_steps: int,
+    frame_stack: int = 3,
 ) -> Dataset:
-    cache = data_dir / f"dmc-{task}-{image_size}px-stack{frame_stack}-{frames}-seed{seed}.npz"
+    name = f"dmc-{task}-{image_size}px-stack{frame_stack}-{frames}-ep{episode_steps}-seed{seed}"
+    cache = data_dir / f"{name}.npz"
     if not cache.exists():
         from rlrep import envs  # lazily: rlrep's core does not depend on envs
 
         env = envs.make_dmc(task, image_size=image_size, frame_stack=frame_stack, seed=seed)
         rng = np.random.default_rng(seed)
+        images, states, actions, episodes = [], [], [], []
         obs, info = env.reset(seed=seed)
-        images, states, actions, episodes = [obs], [info["state"]], [], [0]
-        episode = 0
+        episode, step, ended = 0, 0, False
         while len(images) < frames:
-            # actions[i] is taken at images[i]; after an episode's last image it is taken at
-            # the next episode's first observation, which is not kept (episodes tell them apart).
-            actions.append(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            obs, _, terminated, truncated, info = env.step(actions[-1])
             images.append(obs)
             states.append(info["state"])
             episodes.append(episode)
-            if terminated or truncated:
+            # actions[i] is taken at images[i] (at an episode's last image: drawn, not taken).
+            actions.append(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            if ended or step == episode_steps:
                 obs, info = env.reset()
-                episode += 1
+                episode, step, ended = episode + 1, 0, False
+            else:
+                obs, _, terminated, truncated, info = env.step(actions[-1])
+                step, ended = step + 1, terminated or truncated
         env.close()
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.name + ".tmp.npz")
@@ -334,8 +378,9 @@ def _dmc(
             tmp,
             images=np.stack(images),
             states=np.stack(states).astype(np.float32),
-            actions=np.stack([*actions, np.zeros_like(actions[-1])]),
+            actions=np.stack(actions),
             episodes=np.array(episodes, dtype=np.int64),
+            state_keys=np.array(env.state_keys),
         )
         tmp.replace(cache)
     ds = _npz(cache)
@@ -349,11 +394,17 @@ def load_dataset(
     image_size: int = 64,
     dmc_frames: int = 5000,
     seed: int = 0,
+    dmc_episode_steps: int = 100,
 ) -> Dataset:
     """Load the dataset named by ``spec`` (see the module docstring).
 
     :param data_dir: where dataset files are looked for (and DMC frames cached).
     :param image_size: side for ``folder:`` images and ``dmc:`` renders.
+    :param dmc_frames: observations a ``dmc:`` dataset collects.
+    :param seed: seed of a ``dmc:`` dataset's random policy and initial states.
+    :param dmc_episode_steps: agent steps per ``dmc:`` episode (fewer where the task ends
+        first): many short episodes give varied initial states and a held-out fifth of them
+        (100: a cartpole episode at action repeat 8 is 125).
     :raises DatasetError: missing or malformed files, or an unknown name.
     """
     data_dir = Path(data_dir)
@@ -379,7 +430,7 @@ def load_dataset(
     if kind == "npz" and arg:
         return _npz(Path(arg))
     if kind == "dmc" and arg:
-        return _dmc(arg, data_dir, image_size, dmc_frames, seed)
+        return _dmc(arg, data_dir, image_size, dmc_frames, seed, dmc_episode_steps)
     raise DatasetError(
         f"unknown dataset {spec!r}; valid: digits, cifar10, cifar100, stl10, folder:PATH, npz:PATH, dmc:TASK"
     )

@@ -98,15 +98,22 @@ _PRINTED = (  # the history entries printed after each epoch
     "train_mi_bound",
     "knn_top1",
     "state_r2",
+    "state_r2_position",
+    "state_r2_velocity",
 )
 
 
 def default_augmentation(ds: Dataset) -> tuple[str, dict[str, Any]]:
-    """The SimCLR recipe for images (no blur below 64 px, as SimCLR on CIFAR), CURL's crop for
-    DMC observations (84% of the side, like 100 → 84; frame stacks keep one crop per sample)."""
+    """The SimCLR recipe for images (no blur below 64 px, as SimCLR on CIFAR); for DMC
+    observations DrQ's random shift, scaled to the side (±4 px at 84, ±3 at 64; one shift per
+    frame stack), whose deterministic view is the whole frame.
+
+    Not CURL's crop (100 → 84, i.e. 84% of the side): at 64 px it drops the frame's border,
+    where the cart of cartpole spends a fifth of a random episode, and its ±5 px jitter of
+    absolute position costs the state probes (``experiments/representation_benchmark.py``)."""
     side = ds.image_shape[1]
     if ds.name.startswith("dmc:"):
-        return "crop", {"size": round(0.84 * side)}
+        return "shift", {"pad": max(1, round(4 * side / 84))}
     return "simclr", {"size": side, "blur_p": 0.5 if side >= 64 else 0.0}
 
 
@@ -132,6 +139,7 @@ def pretrain(
     progress: bool = True,
     resume_if_exists: bool = False,
     allow_config_change: bool = False,
+    eval_every: int = 1,
 ) -> list[dict[str, float]]:
     """Pretrain ``encoder`` with ``method`` on ``dataset``; return the per-epoch history.
 
@@ -150,6 +158,8 @@ def pretrain(
         start a new one there (implies ``resume``).
     :param allow_config_change: on resume, apply a different lr, batch size or world size (recorded
         in the config's ``"changes"``); the run's identity can never change.
+    :param eval_every: probe the encoder (:func:`rlrep.probes.evaluate`) after every
+        ``eval_every``-th epoch and after the last; 0: after the last only.
     :raises RunFolderError: ``out`` is busy, holds a run and ``resume`` is False, holds no
         checkpoint to resume, or the requested config differs from the stored one.
     :raises NonFiniteLossError: the training diverged (the last good checkpoint is kept).
@@ -158,6 +168,8 @@ def pretrain(
     from tqdm import tqdm
 
     _check_arguments(epochs, batch_size, lr)
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
     dev = resolve_device(device)
     started_group = dist_lib.init_from_environment(dev)
     try:
@@ -270,7 +282,8 @@ def pretrain(
                 history.append(row)
                 if rank > 0:  # rank 0 evaluates and writes the checkpoint
                     continue
-                row.update(evaluate(model.encoder, augment, ds, dev))
+                if epoch + 1 == epochs or (eval_every and (epoch + 1) % eval_every == 0):
+                    row.update(evaluate(model.encoder, augment, ds, dev))
                 save_checkpoint(ckpt_path, config, model, optimizer, epoch + 1, history)
                 write_json(out / "config.json", config)  # after the checkpoint it describes
                 metrics = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k in _PRINTED)

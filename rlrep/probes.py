@@ -32,7 +32,9 @@ __all__ = [
     "load_probe_encoder",
     "probe",
     "resolve_device",
+    "state_groups",
     "state_r2",
+    "state_r2_report",
 ]
 
 
@@ -132,6 +134,40 @@ def state_r2(
     ss_tot = ((y - y.mean(0)) ** 2).sum(0)
     r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp_min(1e-12), torch.zeros_like(ss_res))
     return r2.mean().item()
+
+
+def state_groups(state_keys: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
+    """The state entries of each kind: ``"velocity"`` (every key naming a velocity) and
+    ``"position"`` (the rest: positions, orientations, height, ... of the configuration).
+
+    :param state_keys: one DMC observation key per state entry (``DMCEnv.state_keys``).
+    :return: ``{"position": idx, "velocity": idx}`` with ``idx`` long tensors; a kind with no
+        entry is left out.
+    """
+    velocity = torch.tensor(["velocity" in key for key in state_keys], dtype=torch.bool)
+    groups = {
+        "position": (~velocity).nonzero().squeeze(1),
+        "velocity": velocity.nonzero().squeeze(1),
+    }
+    return {name: idx for name, idx in groups.items() if len(idx)}
+
+
+def state_r2_report(
+    train_features: torch.Tensor,
+    train_states: torch.Tensor,
+    test_features: torch.Tensor,
+    test_states: torch.Tensor,
+    state_keys: tuple[str, ...] | list[str] | None = None,
+) -> dict[str, float]:
+    """``state_r2`` over every state entry, and with ``state_keys`` also ``state_r2_position``
+    and ``state_r2_velocity``: one probe per group (:func:`state_groups`), each R² averaged
+    over its entries."""
+    out = {"state_r2": state_r2(train_features, train_states, test_features, test_states)}
+    for name, idx in state_groups(state_keys).items() if state_keys else ():
+        out[f"state_r2_{name}"] = state_r2(
+            train_features, train_states[:, idx], test_features, test_states[:, idx]
+        )
+    return out
 
 
 def invariance(
@@ -234,7 +270,7 @@ def evaluate(
         keep = ds.train_labels >= 0  # STL-10's unlabelled images carry -1
         out["knn_top1"] = knn_accuracy(f_train[keep], ds.train_labels[keep], f_test, ds.test_labels)
     if ds.train_states is not None:
-        out["state_r2"] = state_r2(f_train, ds.train_states, f_test, ds.test_states)
+        out.update(state_r2_report(f_train, ds.train_states, f_test, ds.test_states, ds.state_keys))
     return out
 
 

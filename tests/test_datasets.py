@@ -190,13 +190,31 @@ def test_npz_channels_last_labels_and_states(tmp_path):
 
 
 def test_dmc_frames_are_rendered_once_and_cached(tmp_path):
-    ds = load_dataset("dmc:cartpole-swingup", tmp_path, image_size=16, dmc_frames=30)
+    kw = {"image_size": 16, "dmc_frames": 50, "dmc_episode_steps": 9}
+    ds = load_dataset("dmc:cartpole-swingup", tmp_path, **kw)
     assert ds.train.shape[1:] == (9, 16, 16) and ds.train_states.shape[1] == 5  # 3 stacked frames
-    assert len(ds.train) + len(ds.test) == 30
+    assert len(ds.train) + len(ds.test) == 50
+    assert ds.state_keys == ("position",) * 3 + ("velocity",) * 2  # cart x, cos, sin; 2 speeds
+    # Five episodes of 10 observations (the first and 9 steps); one is held out whole.
+    episodes = ds.sequences.episodes
+    assert episodes.tolist() == [e for e in range(5) for _ in range(10)]
+    test = torch.ones(50, dtype=torch.bool)
+    test[ds.train_index] = False
+    assert test.sum() == 10 and episodes[test].unique().numel() == 1
+    assert not set(episodes[test].tolist()) & set(episodes[~test].tolist())
+    assert torch.equal(ds.sequences.usable, ~test)
     cache = next(tmp_path.glob("dmc-cartpole-swingup-*.npz"))
     mtime = cache.stat().st_mtime
-    again = load_dataset("dmc:cartpole-swingup", tmp_path, image_size=16, dmc_frames=30)
+    again = load_dataset("dmc:cartpole-swingup", tmp_path, **kw)
     assert cache.stat().st_mtime == mtime and torch.equal(again.train, ds.train)
+
+
+def test_a_sequence_dataset_of_one_episode_is_refused(tmp_path):
+    images = np.zeros((6, 3, 8, 8), np.uint8)
+    np.savez(tmp_path / "one.npz", images=images, actions=np.zeros((6, 1), np.float32),
+             episodes=np.zeros(6, np.int64))  # fmt: skip
+    with pytest.raises(DatasetError, match="at least two episodes"):
+        load_dataset(f"npz:{tmp_path / 'one.npz'}")
 
 
 def test_unknown_dataset():

@@ -21,7 +21,6 @@ from rlrep.pretrain import pretrain
 from rlrep.probes import invariance, state_r2
 
 ROOT = Path(__file__).resolve().parents[1]
-DMC_FRAMES = ROOT / "data" / "dmc-cartpole-swingup-64px-stack3-5000-seed0.npz"
 # An episode is 1000 physics steps: 40 agent steps at action repeat 25, so 45 steps hold a reset.
 PAIRED = {"steps": 45, "seed": 0, "image_size": 32, "frame_stack": 1, "action_repeat": 25}
 
@@ -232,10 +231,12 @@ def table_rows(text: str) -> dict[str, list[float]]:
 
 @pytest.mark.slow
 def test_cli_probe_invariance_prints_a_row_per_distraction(tmp_path, capsys):
-    # A tiny encoder pretrained for an epoch on the first 256 committed cartpole frames.
-    frames = np.load(DMC_FRAMES)
+    # A tiny encoder pretrained for an epoch on 256 noise images of the renders' shape: the
+    # CLI, not the encoder, is under test.
+    rng = np.random.default_rng(0)
     data = tmp_path / "frames.npz"
-    np.savez(data, images=frames["images"][:256], states=frames["states"][:256])
+    np.savez(data, images=rng.integers(0, 256, (256, 9, 64, 64), dtype=np.uint8),
+             states=rng.normal(size=(256, 5)).astype(np.float32))  # fmt: skip
     pretrain(
         dataset=f"npz:{data}",
         augmentation="crop",

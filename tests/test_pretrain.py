@@ -64,6 +64,15 @@ def test_extending_a_finished_run(tmp_path):
         assert same_checkpoints(tmp_path / f"{method}-full", tmp_path / method) == same, method
 
 
+def test_eval_every_probes_on_those_epochs_and_the_last(tmp_path):
+    history = pretrain(epochs=3, eval_every=2, out=tmp_path / "a", **TINY)
+    assert ["knn_top1" in row for row in history] == [False, True, True]
+    history = pretrain(epochs=2, eval_every=0, out=tmp_path / "b", **TINY)
+    assert ["knn_top1" in row for row in history] == [False, True]
+    with pytest.raises(ValueError, match="eval_every must be an integer >= 0"):
+        pretrain(epochs=1, eval_every=-1, out=tmp_path / "c", **TINY)
+
+
 def test_checkpoint_contents_and_refusal_to_overwrite(tmp_path):
     history = pretrain(epochs=1, out=tmp_path / "r", **TINY)
     assert 0.0 <= history[0]["knn_top1"] <= 1.0 and history[0]["images_per_s"] > 0

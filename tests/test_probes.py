@@ -7,7 +7,14 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from rlrep.probes import encode, knn_accuracy, linear_accuracy, state_r2
+from rlrep.probes import (
+    encode,
+    knn_accuracy,
+    linear_accuracy,
+    state_groups,
+    state_r2,
+    state_r2_report,
+)
 
 
 def blobs(n=300, d=8, classes=4, spread=1.5, seed=0):
@@ -52,6 +59,25 @@ def test_state_r2_matches_sklearn_ridge():
     expected = r2_score(yt, Ridge(alpha=1e-3).fit(x, y).predict(xt))
     got = state_r2(torch.tensor(x), torch.tensor(y), torch.tensor(xt), torch.tensor(yt))
     assert got == pytest.approx(expected, abs=1e-8)
+
+
+def test_state_r2_by_group_is_the_mean_of_sklearn_r2_over_its_entries():
+    rng = np.random.default_rng(1)
+    keys = ("orientations", "orientations", "height", "velocity", "velocity")  # walker's kinds
+    assert {k: v.tolist() for k, v in state_groups(keys).items()} == {
+        "position": [0, 1, 2],
+        "velocity": [3, 4],
+    }
+    x, xt = rng.normal(size=(300, 8)), rng.normal(size=(100, 8))
+    w = rng.normal(size=(8, 5)) * np.array([3, 3, 3, 0.3, 0.3])  # positions easy, speeds hard
+    y, yt = x @ w + rng.normal(size=(300, 5)), xt @ w + rng.normal(size=(100, 5))
+    predicted = Ridge(alpha=1e-3).fit(x, y).predict(xt)
+    per_entry = [r2_score(yt[:, j], predicted[:, j]) for j in range(5)]
+    report = state_r2_report(*(torch.tensor(a) for a in (x, y, xt, yt)), keys)
+    assert report["state_r2"] == pytest.approx(np.mean(per_entry), abs=1e-8)
+    assert report["state_r2_position"] == pytest.approx(np.mean(per_entry[:3]), abs=1e-8)
+    assert report["state_r2_velocity"] == pytest.approx(np.mean(per_entry[3:]), abs=1e-8)
+    assert set(state_r2_report(*(torch.tensor(a) for a in (x, y, xt, yt)))) == {"state_r2"}
 
 
 def test_encode_batches_in_eval_mode():
