@@ -11,6 +11,7 @@ style visual distractions, leaving its dynamics as they are.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from typing import Any, ClassVar
@@ -19,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlrep.envs.distractions import Distraction, check_distraction, make_distraction
-from rlrep.envs.rendering import ensure_rendering_backend
+from rlrep.envs.rendering import RenderingUnavailableError, ensure_rendering_backend
 
 __all__ = ["CURL_TASKS", "DMC_TASKS", "DMCEnv", "default_action_repeat", "make_dmc"]
 
@@ -129,6 +130,11 @@ class DMCEnv(gym.Env):
         self.render_mode = render_mode
         if from_pixels or render_mode is not None:
             ensure_rendering_backend()
+        else:
+            # State needs no renderer, but MuJoCo fixes its backend when first imported: pick a
+            # headless one now, or a pixel env made later in this process could not render.
+            with contextlib.suppress(RenderingUnavailableError):
+                ensure_rendering_backend()
         from dm_control import suite  # after the backend is chosen
 
         self._env = suite.load(

@@ -12,7 +12,7 @@ monitor of :func:`rlrep.pretrain.pretrain` (kNN top-1 for labelled data, linear 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from rlrep.checkpoint import build_encoder, load_checkpoint, load_encoder
 from rlrep.datasets import Dataset, load_dataset
 
 __all__ = [
+    "RIDGE_ALPHAS",
     "encode",
     "evaluate",
     "invariance",
@@ -32,10 +33,16 @@ __all__ = [
     "load_probe_encoder",
     "probe",
     "resolve_device",
+    "ridge_r2",
+    "select_ridge",
     "state_groups",
     "state_r2",
     "state_r2_report",
 ]
+
+
+#: :func:`select_ridge`'s penalties, relative to the features' scale.
+RIDGE_ALPHAS = tuple(10.0**k for k in range(-6, 3))
 
 
 @torch.no_grad()
@@ -120,20 +127,66 @@ def state_r2(
     test_states: torch.Tensor,
     ridge: float = 1e-3,
 ) -> float:
-    """Linear regression of states from features (closed-form ridge with intercept), scored by
-    R² on the test set averaged over state dimensions (scikit-learn's ``r2_score`` default)."""
-    x, xt = train_features.double(), test_features.double()
-    mean_x, mean_y = x.mean(0), train_states.double().mean(0)
-    xc, yc = x - mean_x, train_states.double() - mean_y
-    w = torch.linalg.solve(
-        xc.T @ xc + ridge * torch.eye(x.shape[1], dtype=torch.float64), xc.T @ yc
-    )
-    pred = (xt - mean_x) @ w + mean_y
-    y = test_states.double()
-    ss_res = ((y - pred) ** 2).sum(0)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
+    """Linear regression of states from features (ridge with intercept), scored by R² on the
+    test set averaged over state dimensions (scikit-learn's ``r2_score`` default):
+    :func:`ridge_r2` averaged."""
+    return ridge_r2(train_features, train_states, test_features, test_states, ridge).mean().item()
+
+
+def ridge_r2(
+    train_features: torch.Tensor,
+    train_states: torch.Tensor,
+    test_features: torch.Tensor,
+    test_states: torch.Tensor,
+    ridge: float | Sequence[float] = 1e-3,
+) -> torch.Tensor:
+    """R² per state dimension of ridge regressions (intercept unpenalised) fitted on ``(N, D)``
+    features → ``(N, S)`` states and scored on the test set: :func:`state_r2`'s value is their
+    mean over dimensions, solved by one SVD of the
+    centred features, so also for ``D ≫ N`` (a conv trunk's maps) and for many penalties at once.
+
+    :param ridge: the penalty λ, or several.
+    :return: ``(S,)`` R², or ``(len(ridge), S)`` for several penalties.
+    """
+    lambdas = torch.as_tensor(ridge, dtype=torch.float64)
+    x, y = train_features.double(), train_states.double()
+    mean_x, mean_y = x.mean(0), y.mean(0)
+    u, s, vh = torch.linalg.svd(x - mean_x, full_matrices=False)
+    # w(λ) = V diag(s / (s² + λ)) Uᵀ (y − ȳ): the solution of (XᵀX + λI) w = Xᵀ(y − ȳ).
+    shrink = s / (s**2 + lambdas.reshape(-1, 1))  # (L, r)
+    projected = (test_features.double() - mean_x) @ vh.T  # (N_test, r)
+    pred = torch.einsum("tr,lr,rs->lts", projected, shrink, u.T @ (y - mean_y)) + mean_y
+    y_test = test_states.double()
+    ss_res = ((y_test - pred) ** 2).sum(1)  # (L, S)
+    ss_tot = ((y_test - y_test.mean(0)) ** 2).sum(0)
     r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp_min(1e-12), torch.zeros_like(ss_res))
-    return r2.mean().item()
+    return r2 if lambdas.dim() else r2[0]
+
+
+def select_ridge(
+    features: torch.Tensor,
+    states: torch.Tensor,
+    episodes: torch.Tensor,
+    alphas: Sequence[float] = RIDGE_ALPHAS,
+    folds: int = 4,
+) -> float:
+    """The ridge penalty of best mean R² over ``folds`` folds of whole episodes (contiguous
+    runs of the sorted episode numbers), out of ``λ = α · ‖X − X̄‖²_F / D`` for ``α`` in
+    ``alphas``: relative to the features' mean sum of squares, so the choice does not depend on
+    their scale, and the probe falls back to about the mean (R² ≈ 0) on features it would
+    otherwise overfit (sparse conv maps).
+
+    :param features: ``(N, D)``; :param states: ``(N, S)``; :param episodes: ``(N,)`` numbers.
+    """
+    x = features.double()
+    scale = (x - x.mean(0)).pow(2).sum() / x.shape[1]
+    lambdas = [a * scale.item() for a in alphas]
+    names = episodes.unique()
+    scores = torch.zeros(len(lambdas), dtype=torch.float64)
+    for part in torch.tensor_split(names, min(folds, len(names))):
+        test = torch.isin(episodes, part)
+        scores += ridge_r2(x[~test], states[~test], x[test], states[test], lambdas).mean(1)
+    return lambdas[int(scores.argmax())]
 
 
 def state_groups(state_keys: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:

@@ -161,6 +161,7 @@ def test_no_backend_gives_a_clear_error(monkeypatch):
 def test_backend_chosen_when_unset_and_clean_interpreter_exit(close):
     code = (
         "import os, envs\n"
+        "envs.make_dmc('cartpole-swingup', from_pixels=False)\n"  # a state env first: no GLFW
         "env = envs.make_dmc('cartpole-swingup', image_size=16, seed=0)\n"
         "env.reset(); env.step(env.action_space.sample())\n"
         f"{'env.close()' if close else ''}\n"

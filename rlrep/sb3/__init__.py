@@ -20,6 +20,7 @@ from rlrep.sb3.buffer import FrameStackReplayBuffer, SequenceSamples
 from rlrep.sb3.checks import check_image_space
 from rlrep.sb3.extractor import RepresentationExtractor
 from rlrep.sb3.kwargs import policy_kwargs
+from rlrep.sb3.probe_callback import StateProbeCallback
 from rlrep.sb3.shared import DetachedFeatures, SharedEncoderSACPolicy, SharedEncoderTD3Policy
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "SequenceSamples",
     "SharedEncoderSACPolicy",
     "SharedEncoderTD3Policy",
+    "StateProbeCallback",
     "check_image_space",
     "policy_kwargs",
 ]
