@@ -147,3 +147,27 @@ def test_wrong_shapes_and_bad_arguments_raise():
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             CPC(encoder, **bad)
+
+
+class Pixels(torch.nn.Module):
+    """An encoder that autocast leaves in float32 (no matmul): the first 8 pixels."""
+
+    features_dim = 8
+
+    def forward(self, x):
+        return 10 * x.flatten(1)[:, :8]
+
+
+def test_bfloat16_autocast_computes_the_gru_and_logits_in_float32():
+    """Under ``rlrep pretrain --amp on`` CPC collapsed on DMC frames: the logits of similar
+    frames, rounded to bfloat16, were one value. Nearly equal latents: the loss must not change
+    with autocast."""
+    torch.manual_seed(0)
+    cpc = CPC(Pixels(), context_steps=C, prediction_steps=K, context_dim=12)
+    g = torch.Generator().manual_seed(2)
+    views = 0.5 + 0.01 * torch.rand(B, C + K, 6, 4, 4, generator=g)
+    exact = cpc(views).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = cpc(views).loss
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, rtol=1e-6, atol=1e-6)

@@ -83,13 +83,22 @@ class CPC(TemporalMethod):
         """Loss and metrics for windows ``views`` ``(B, C+K, C_img, H, W)``; ``valid``
         ``(B, C+K)``; ``features_a`` ``(B, D)`` the encoder's latents of ``views[:, 0]``."""
         valid = self.check_window(views, actions, valid)
-        b, c = views.shape[0], self.context_steps
+        b = views.shape[0]
         if features_a is not None and tuple(features_a.shape) != (b, self.features_dim):
             raise ValueError(
                 f"CPC: features_a must be the encoder's features of views[:, 0], "
                 f"(B, D) = {(b, self.features_dim)}, got {tuple(features_a.shape)}"
             )
-        z = self.encode_window(views, features_a)  # (B, C+K, D)
+        z = self.encode_window(views, features_a).float()  # (B, C+K, D)
+        # The GRU and the unnormalised bilinear logits in float32 even under bfloat16 autocast:
+        # in bfloat16 (8 bits of mantissa) the logits of similar frames round to one value and
+        # CPC collapses (cartpole frames, rlrep pretrain --amp on: uniformity 0, chance loss).
+        with torch.autocast(views.device.type, enabled=False):
+            return self._predict(z, valid)
+
+    def _predict(self, z: torch.Tensor, valid: torch.Tensor) -> AuxOutput:
+        """Loss and metrics from the window's latents ``z`` ``(B, C+K, D)``."""
+        c = self.context_steps
         context = self.gru(z[:, :c])[0][:, -1]  # (B, context_dim): c at offset C−1
         context_ok = valid[:, :c].all(dim=1)  # (B,)
 
