@@ -10,6 +10,8 @@
 - :class:`SharedEncoderSACPolicy`, :class:`SharedEncoderTD3Policy` — CURL/DrQ wiring: one
   encoder trained by critic + aux loss, read detached by the actor.
 - :class:`FrameStackReplayBuffer` — stores each frame once; timeouts stay non-terminal.
+- :class:`FrozenEncoderFeatures` — feature replay: a frozen pretrained encoder's features as the
+  observation, for ``"MlpPolicy"`` agents (exact for a frozen encoder with a deterministic view).
 - aux loss, contrastive accuracy, feature std and effective rank reach SB3's logger under
   ``aux/`` with no callback (:mod:`rlrep.sb3.binding`).
 
@@ -19,6 +21,7 @@ This is the only part of rlrep that knows SB3's internals.
 from rlrep.sb3.buffer import FrameStackReplayBuffer, SequenceSamples
 from rlrep.sb3.checks import check_image_space
 from rlrep.sb3.extractor import RepresentationExtractor
+from rlrep.sb3.features import FrozenEncoderFeatures
 from rlrep.sb3.kwargs import policy_kwargs
 from rlrep.sb3.probe_callback import StateProbeCallback
 from rlrep.sb3.shared import DetachedFeatures, SharedEncoderSACPolicy, SharedEncoderTD3Policy
@@ -26,6 +29,7 @@ from rlrep.sb3.shared import DetachedFeatures, SharedEncoderSACPolicy, SharedEnc
 __all__ = [
     "DetachedFeatures",
     "FrameStackReplayBuffer",
+    "FrozenEncoderFeatures",
     "RepresentationExtractor",
     "SequenceSamples",
     "SharedEncoderSACPolicy",

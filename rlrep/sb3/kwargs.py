@@ -59,7 +59,14 @@ def policy_kwargs(
     :param pretrained: path of a ``rlrep pretrain`` checkpoint whose encoder is loaded (checked
         now; the kwargs keep its path and config, the weights are read when the policy is built
         and saved with the model, which then loads without the file).
-    :param freeze: keep that encoder fixed (``True``) or fine-tune it (``False``).
+    :param freeze: keep that encoder fixed (``True``) or fine-tune it (``False``). Frozen, with
+        the checkpoint's deterministic view for the RL losses (``rl_view="deterministic"``, or
+        ``augmentation=None`` where that view is the identity, as for ``dmc:`` checkpoints), the
+        fast path is feature replay: ``SAC("MlpPolicy", rlrep.sb3.FrozenEncoderFeatures(env,
+        pretrained=path))`` encodes each observation once and stores its features, the same
+        ones (:class:`~rlrep.sb3.FrozenEncoderFeatures`). With the default
+        ``rl_view="augmented"`` every update encodes fresh random views of the sampled pixels
+        instead, which stored features cannot give.
     :param rank_every: the effective rank of the features is logged every ``rank_every``
         auxiliary steps (``0``: never). The auxiliary loss, contrastive accuracy and feature std
         are logged on every step: SB3's logger shows their means under ``aux/`` (``aux/loss``, or
