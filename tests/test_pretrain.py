@@ -300,3 +300,21 @@ def test_probe_of_the_random_init_is_the_runs_untrained_encoder(tmp_path):
     untrained = probe(path, linear=False, random_init=True)
     assert untrained == evaluate(encoder, augment, ds, "cpu")
     assert untrained != probe(path, linear=False)
+
+
+def test_a_store_of_negatives_is_capped_at_a_quarter_of_the_images_unless_given(tmp_path):
+    """A queue as long as the dataset holds each image's own keys among its negatives: by
+    default it keeps at most len(train) // 4 keys (digits: 1,438 training images → 359)."""
+    for kwargs, rows in (({}, 1438 // 4), ({"queue_size": 100}, 100)):
+        out = tmp_path / str(rows)
+        pretrain(method="moco", dataset="digits", epochs=1, out=out, method_kwargs=kwargs, **TINY)
+        assert load_checkpoint(out / "checkpoint.pt")["method"]["queue"].shape[0] == rows
+    stated = pretrain_module._dataset_kwargs("memory_bank", _Images(1438), {})
+    assert stated["num_negatives"] == 359 and stated["num_instances"] == 1438
+
+
+class _Images:
+    """Stands for a dataset of ``n`` training images without time order."""
+
+    def __init__(self, n: int) -> None:
+        self.train, self.sequences, self.name = range(n), None, "images"
