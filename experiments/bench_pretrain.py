@@ -2,13 +2,12 @@
 
 - digits (embedded): SimCLR on 3×32×32 digits; kNN (k = 200) and linear top-1 on the held-out
   split, pretrained vs the same architecture with its random initial weights.
-- DMC frames (``dmc:TASK``, rendered once and cached): CURL-style pretraining with crops on
-  single frames; linear state-regression R² (proprioceptive state from features).
+- DMC frames: measured by ``experiments/representation_benchmark.py`` (every method, random
+  init, raw pixels and a supervised bound, positions and velocities on held-out episodes).
 - throughput: images/s of the training step with augmentation vs the same step on
   pre-augmented views (target on a GPU: ≥ 0.9×), measured in alternating rounds.
 
-Usage: ``python experiments/bench_pretrain.py [--epochs 30] [--dmc-task cartpole-swingup]``
-(5,000 DMC frames at 64×64 are rendered on first use and cached in ``--data-dir``.)
+Usage: ``python experiments/bench_pretrain.py [--epochs 30]``
 """
 
 from __future__ import annotations
@@ -61,7 +60,6 @@ def throughput(device: torch.device, batch_size: int = 256, rounds: int = 5) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--dmc-task", default="cartpole-swingup")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -72,13 +70,7 @@ def main() -> None:
     )
     data_dir = Path(args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [
-            ("digits, SimCLR", {"method": "simclr", "dataset": "digits"}),
-            (
-                f"dmc:{args.dmc_task}, CURL",
-                {"method": "curl", "dataset": f"dmc:{args.dmc_task}", "image_size": 64},
-            ),
-        ]
+        runs = [("digits, SimCLR", {"method": "simclr", "dataset": "digits"})]
         for label, kwargs in runs:
             out = Path(tmp) / label.split(",")[0].replace(":", "_")
             pretrain(

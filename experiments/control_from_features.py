@@ -1,8 +1,10 @@
 """Control from a frozen pretrained encoder on real DMC: SAC on stored features (issue 24, 3).
 
-Rows per task: **state SAC** (``make_dmc(task, from_pixels=False)``, the upper bound), a
-**random frozen** encoder (the first pretrained checkpoint's architecture with its initial
-weights, as ``rlrep probe --random-init``) and each **pretrained** checkpoint given as
+Rows per task: **state SAC** (``make_dmc(task, from_pixels=False)``, the upper bound), **state
+SAC, positions only** (the state without its velocity entries: what a representation that
+carries positions but no velocities leaves to the policy), a **random frozen** encoder (the
+first pretrained checkpoint's architecture with its initial weights, as ``rlrep probe
+--random-init``) and each **pretrained** checkpoint given as
 ``--pretrained NAME=PATH``, frozen. Pixel rows run SB3's SAC (``MlpPolicy``) on
 :class:`rlrep.sb3.FrozenEncoderFeatures`: each 64-px observation is rendered and encoded once,
 the replay buffer holds 50 floats per observation (exact for a frozen encoder with a
@@ -42,7 +44,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-STATE, RANDOM = "state SAC", "random frozen"
+STATE, POSITIONS, RANDOM = "state SAC", "state SAC, positions only", "random frozen"
 COLUMNS = ["task", "row", "seed", "frames", "action_repeat", "final_return", "seconds", "env_s",
            "encode_s", "update_s", "eval_s", "other_s", "eval_env_s", "curve", "checkpoint"]  # fmt: skip
 
@@ -86,15 +88,34 @@ class Clock(gym.Wrapper):
         return out
 
 
-def make_env(task: str, seed: int, checkpoint: str | None, random_init: bool, clocks: dict):
-    """The env of a row: the state, or features of the pixels rendered as the checkpoint's
-    frames were; ``clocks`` gets the wrappers that time the env and env + encoding."""
+class Positions(gym.ObservationWrapper):
+    """The state's position entries only (no velocities): what a policy can do from features
+    that carry positions but not velocities."""
+
+    def __init__(self, env: gym.Env) -> None:
+        from rlrep.probes import state_groups
+
+        super().__init__(env)
+        self.keep = state_groups(env.unwrapped.state_keys)["position"].numpy()
+        low, high = env.observation_space.low[self.keep], env.observation_space.high[self.keep]
+        self.observation_space = gym.spaces.Box(low, high, dtype=env.observation_space.dtype)
+
+    def observation(self, observation):
+        return observation[self.keep]
+
+
+def make_env(
+    task: str, seed: int, checkpoint: str | None, random_init: bool, clocks: dict, row: str
+):
+    """The env of a row: the state (or its positions), or features of the pixels rendered as
+    the checkpoint's frames were; ``clocks`` gets the wrappers that time the env and env +
+    encoding."""
     from rlrep.envs import make_dmc
     from rlrep.sb3 import FrozenEncoderFeatures
 
     if checkpoint is None:
         env = clocks["env"] = Clock(make_dmc(task, seed=seed, from_pixels=False))
-        return env
+        return Positions(env) if row == POSITIONS else env
     from rlrep.checkpoint import load_checkpoint
 
     c, size, _ = load_checkpoint(checkpoint)["config"]["image_shape"]
@@ -113,8 +134,10 @@ def run_job(job: dict) -> dict:
     torch.set_num_threads(1)
     config, seed, task = SACConfig(**job["sac"]), job["seed"], job["task"]
     train_clocks, eval_clocks = {}, {}
-    env = make_env(task, seed, job["checkpoint"], job["random_init"], train_clocks)
-    eval_env = make_env(task, seed + 1000, job["checkpoint"], job["random_init"], eval_clocks)
+    env = make_env(task, seed, job["checkpoint"], job["random_init"], train_clocks, job["row"])
+    eval_env = make_env(
+        task, seed + 1000, job["checkpoint"], job["random_init"], eval_clocks, job["row"]
+    )
     repeat = env.unwrapped.action_repeat
     steps, eval_steps = job["frames"] // repeat, max(1, job["eval_every"] // repeat)
     model = SAC(
@@ -180,7 +203,7 @@ def checkpoints_by_task(specs: list[str], tasks: list[str]) -> dict[str, dict[st
     out: dict[str, dict[str, str]] = {t: {} for t in tasks}
     for spec in specs:
         name, sep, path = spec.partition("=")
-        if not sep or not name or not path or name in (STATE, RANDOM):
+        if not sep or not name or not path or name in (STATE, POSITIONS, RANDOM):
             raise SystemExit(f"--pretrained takes NAME=PATH (a new row name), got {spec!r}")
         dataset = load_checkpoint(path)["config"]["dataset"]
         served = (
@@ -201,7 +224,7 @@ def jobs_of(args: argparse.Namespace) -> list[dict]:
             "eval_episodes": args.eval_episodes, "final_episodes": args.final_episodes}  # fmt: skip
     jobs = []
     for task in args.tasks:
-        rows = {STATE: (None, False)}
+        rows = {STATE: (None, False), POSITIONS: (None, False)}
         if by_task[task]:
             rows[RANDOM] = (next(iter(by_task[task].values())), True)
         rows.update({name: (path, False) for name, path in by_task[task].items()})
@@ -215,9 +238,9 @@ def jobs_of(args: argparse.Namespace) -> list[dict]:
 
 
 def row_order(names) -> list[str]:
-    """State SAC, random frozen, then the pretrained rows as they come."""
+    """State SAC, its positions only, random frozen, then the pretrained rows as they come."""
     names = list(dict.fromkeys(names))
-    return sorted(names, key=lambda n: (n != STATE, n != RANDOM, names.index(n)))
+    return sorted(names, key=lambda n: (n != STATE, n != POSITIONS, n != RANDOM, names.index(n)))
 
 
 def iqm_table(rows: list[dict], tasks: list[str]) -> tuple[str, dict]:
@@ -245,7 +268,7 @@ def iqm_table(rows: list[dict], tasks: list[str]) -> tuple[str, dict]:
         state = estimates.get((task, STATE))
         random = estimates.get((task, RANDOM))
         ratio = f"{iqm / state[0]:.2f}" if state and state[0] > 0 else ""
-        above = "" if name in (STATE, RANDOM) or random is None else (
+        above = "" if name in (STATE, POSITIONS, RANDOM) or random is None else (
             "yes" if low > random[2] else "no")  # fmt: skip
         lines.append(f"| {task} | {name} | {n} | {iqm:.0f} [{low:.0f}, {high:.0f}] | {ratio} "
                      f"| {above} |")  # fmt: skip
