@@ -45,6 +45,7 @@ import gymnasium as gym
 import numpy as np
 
 STATE, POSITIONS, RANDOM = "state SAC", "state SAC, positions only", "random frozen"
+FLOW = " + flow"  # a pixel row's name with FrozenEncoderFeatures(flow=True)
 COLUMNS = ["task", "row", "seed", "frames", "action_repeat", "final_return", "seconds", "env_s",
            "encode_s", "update_s", "eval_s", "other_s", "eval_env_s", "curve", "checkpoint"]  # fmt: skip
 
@@ -105,8 +106,9 @@ class Positions(gym.ObservationWrapper):
 
 
 def make_env(
-    task: str, seed: int, checkpoint: str | None, random_init: bool, clocks: dict, row: str
-):
+    task: str, seed: int, checkpoint: str | None, random_init: bool, clocks: dict, row: str,
+    flow: bool = False,
+):  # fmt: skip
     """The env of a row: the state (or its positions), or features of the pixels rendered as
     the checkpoint's frames were; ``clocks`` gets the wrappers that time the env and env +
     encoding."""
@@ -120,7 +122,7 @@ def make_env(
 
     c, size, _ = load_checkpoint(checkpoint)["config"]["image_shape"]
     pixels = clocks["env"] = Clock(make_dmc(task, image_size=size, frame_stack=c // 3, seed=seed))
-    env = FrozenEncoderFeatures(pixels, pretrained=checkpoint, random_init=random_init)
+    env = FrozenEncoderFeatures(pixels, pretrained=checkpoint, random_init=random_init, flow=flow)
     clocks["features"] = Clock(env)
     return clocks["features"]
 
@@ -134,10 +136,9 @@ def run_job(job: dict) -> dict:
     torch.set_num_threads(1)
     config, seed, task = SACConfig(**job["sac"]), job["seed"], job["task"]
     train_clocks, eval_clocks = {}, {}
-    env = make_env(task, seed, job["checkpoint"], job["random_init"], train_clocks, job["row"])
-    eval_env = make_env(
-        task, seed + 1000, job["checkpoint"], job["random_init"], eval_clocks, job["row"]
-    )
+    row = (job["checkpoint"], job["random_init"], job["row"], job.get("flow", False))
+    env = make_env(task, seed, *row[:2], train_clocks, *row[2:])
+    eval_env = make_env(task, seed + 1000, *row[:2], eval_clocks, *row[2:])
     repeat = env.unwrapped.action_repeat
     steps, eval_steps = job["frames"] // repeat, max(1, job["eval_every"] // repeat)
     model = SAC(
@@ -228,19 +229,23 @@ def jobs_of(args: argparse.Namespace) -> list[dict]:
         if by_task[task]:
             rows[RANDOM] = (next(iter(by_task[task].values())), True)
         rows.update({name: (path, False) for name, path in by_task[task].items()})
+        if args.flow:  # each pixel row again with Flare's latent flow
+            rows.update({f"{name}{FLOW}": spec for name, spec in rows.items() if spec[0]})
         for row, (checkpoint, random_init) in rows.items():
             if args.rows and row not in args.rows:
                 continue
             for seed in args.seeds:
                 jobs.append({**base, "task": task, "row": row, "seed": seed,
-                             "checkpoint": checkpoint, "random_init": random_init})  # fmt: skip
+                             "checkpoint": checkpoint, "random_init": random_init,
+                             "flow": row.endswith(FLOW)})  # fmt: skip
     return jobs
 
 
 def row_order(names) -> list[str]:
     """State SAC, its positions only, random frozen, then the pretrained rows as they come."""
     names = list(dict.fromkeys(names))
-    return sorted(names, key=lambda n: (n != STATE, n != POSITIONS, n != RANDOM, names.index(n)))
+    return sorted(names, key=lambda n: (n != STATE, n != POSITIONS, n != RANDOM, n.endswith(FLOW),
+                                        names.index(n)))  # fmt: skip
 
 
 def iqm_table(rows: list[dict], tasks: list[str]) -> tuple[str, dict]:
@@ -268,7 +273,9 @@ def iqm_table(rows: list[dict], tasks: list[str]) -> tuple[str, dict]:
         state = estimates.get((task, STATE))
         random = estimates.get((task, RANDOM))
         ratio = f"{iqm / state[0]:.2f}" if state and state[0] > 0 else ""
-        above = "" if name in (STATE, POSITIONS, RANDOM) or random is None else (
+        # A flow row is compared with the random encoder's flow row.
+        random = estimates.get((task, RANDOM + FLOW)) if name.endswith(FLOW) else random
+        above = "" if name in (STATE, POSITIONS, RANDOM, RANDOM + FLOW) or random is None else (
             "yes" if low > random[2] else "no")  # fmt: skip
         lines.append(f"| {task} | {name} | {n} | {iqm:.0f} [{low:.0f}, {high:.0f}] | {ratio} "
                      f"| {above} |")  # fmt: skip
@@ -324,6 +331,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["cartpole-swingup", "reacher-easy"])
     parser.add_argument("--pretrained", nargs="*", default=[], metavar="NAME=PATH")
     parser.add_argument("--rows", nargs="*", help=f"only these rows (e.g. {STATE!r})")
+    parser.add_argument("--flow", action="store_true",
+                        help=f"each pixel row also with Flare's latent flow (row NAME{FLOW!r})")  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--eval-every", type=int, default=20_000, help="frames")

@@ -93,6 +93,26 @@ def test_sac_on_features_stores_features_in_its_buffer(checkpoint):
     assert stored.dtype == np.float32 and stored.shape[1:] == (1, 16)
 
 
+def test_flow_appends_the_change_since_the_episodes_previous_observation(checkpoint):
+    """[z_t, z_t − z_{t−1}] against features of a twin env's pixels; zero flow after a reset,
+    also one in the middle of the last episode's steps."""
+    wrapped = FrozenEncoderFeatures(pixel_env(), pretrained=checkpoint, flow=True)
+    assert wrapped.observation_space.shape == (32,)
+    twin, rng = pixel_env(), np.random.default_rng(2)
+    for episode in range(2):
+        got, _ = wrapped.reset(seed=7 + episode)
+        pixels, _ = twin.reset(seed=7 + episode)
+        previous = None
+        for _ in range(4):
+            z = wrapped.encode(pixels[None])[0]
+            flow = np.zeros_like(z) if previous is None else z - previous
+            np.testing.assert_allclose(got, np.concatenate([z, flow]), rtol=1e-5, atol=1e-6)
+            previous, action = z, rng.uniform(-1, 1, 2)
+            got, *_ = wrapped.step(action)
+            pixels, *_ = twin.step(action)
+        assert np.abs(got[16:]).max() > 0  # the synthetic dot moves: the flow is not zero
+
+
 def test_random_init_is_rlrep_probes_and_leaves_the_global_rng(checkpoint):
     _, augment, probe_encoder = load_probe_encoder(checkpoint, random_init=True, device="cpu")
     torch.rand(3)  # away from the state the probe's seeding left

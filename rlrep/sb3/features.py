@@ -67,6 +67,11 @@ class FrozenEncoderFeatures(gym.ObservationWrapper):
         mode at every call.
     :param view: with ``encoder``, the deterministic view ``(1, C, H, W)`` → ``(1, *view_shape)``
         floats in [0, 1], e.g. ``augment.deterministic``; default: the identity.
+    :param flow: append the change of the features since the previous observation of the
+        episode, ``[z_t, z_t − z_{t−1}]`` (``2 × features_dim``; ``z_t − z_t = 0`` after a
+        reset): the latent flow of Flare (Shang et al. 2021), a finite difference that gives an
+        MLP policy the velocities a representation of positions lacks. Still exact for a frozen
+        encoder: each stored observation is a fixed function of the episode's pixels.
     :param device: where the encoder runs.
     :raises ValueError: neither or both of ``pretrained`` and ``encoder``; ``random_init`` or
         ``view`` without the argument they go with; an observation space that is not a uint8
@@ -81,6 +86,7 @@ class FrozenEncoderFeatures(gym.ObservationWrapper):
         random_init: bool = False,
         encoder: nn.Module | None = None,
         view: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        flow: bool = False,
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__(env)
@@ -112,9 +118,10 @@ class FrozenEncoderFeatures(gym.ObservationWrapper):
         self.encoder = encoder.to(self.device)
         self.view = view if view is not None else _identity
         self.features_dim = self._check_shapes(pretrained)
-        self.observation_space = gym.spaces.Box(
-            -np.inf, np.inf, (self.features_dim,), dtype=np.float32
-        )
+        self.flow = bool(flow)
+        self._previous: np.ndarray | None = None  # the episode's last features (flow)
+        size = self.features_dim * (2 if self.flow else 1)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), dtype=np.float32)
 
     def _check_shapes(self, source: str | os.PathLike | None) -> int:
         """The features' size; ``ValueError`` if the env's views do not fit the encoder."""
@@ -163,9 +170,19 @@ class FrozenEncoderFeatures(gym.ObservationWrapper):
             features = self.encoder(self.view(x.float() / 255.0))
         return features.float().cpu().numpy()
 
+    def reset(self, **kwargs):
+        self._previous = None  # a new episode: no flow from the last one
+        return super().reset(**kwargs)
+
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        """``(C, H, W)`` uint8 → ``(features_dim,)`` float32."""
-        return self.encode(observation[None])[0]
+        """``(C, H, W)`` uint8 → ``(features_dim,)`` float32 (with ``flow``: the features and
+        their change since the episode's previous observation, ``(2 × features_dim,)``)."""
+        features = self.encode(observation[None])[0]
+        if not self.flow:
+            return features
+        previous = features if self._previous is None else self._previous
+        self._previous = features
+        return np.concatenate([features, features - previous])
 
 
 def _checkpoint_encoder(
