@@ -91,7 +91,8 @@ def main() -> None:
             f"{', '.join(IMAGE_METHODS)}); the temporal methods learn from frames in time order, "
             "which digits lacks: experiments/representation_benchmark.py measures them on DMC"
         )
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+    # "-dirty": the figures were measured with uncommitted changes, not at the commit alone.
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                             text=True).stdout.strip()  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

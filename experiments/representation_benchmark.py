@@ -252,7 +252,8 @@ def main() -> None:
         torch.set_num_threads(1)
         print(json.dumps(JOBS[args.job](args.tasks[0], args)))
         return
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+    # "-dirty": the figures were measured with uncommitted changes, not at the commit alone.
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                             text=True).stdout.strip()  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.workers) as pool:
