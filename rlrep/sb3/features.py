@@ -69,8 +69,9 @@ class FrozenEncoderFeatures(gym.ObservationWrapper):
         floats in [0, 1], e.g. ``augment.deterministic``; default: the identity.
     :param flow: append the change of the features since the previous observation of the
         episode, ``[z_t, z_t − z_{t−1}]`` (``2 × features_dim``; ``z_t − z_t = 0`` after a
-        reset): the latent flow of Flare (Shang et al. 2021), a finite difference that gives an
-        MLP policy the velocities a representation of positions lacks. Still exact for a frozen
+        reset): the latent flow of Flare (Shang et al. 2021), a finite difference meant to give
+        an MLP policy the velocities a representation of positions lacks (on cartpole-swingup
+        with SimCLR features it did not: experiments/results/control/). Still exact for a frozen
         encoder: each stored observation is a fixed function of the episode's pixels.
     :param device: where the encoder runs.
     :raises ValueError: neither or both of ``pretrained`` and ``encoder``; ``random_init`` or
