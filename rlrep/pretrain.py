@@ -263,6 +263,9 @@ def pretrain(
                 gen = torch.Generator().manual_seed(seed * 100_003 + epoch)  # same on all ranks
                 aug_seed = (seed * 100_003 + epoch) * 1009 + rank
                 aug_gen = torch.Generator(device=dev).manual_seed(aug_seed)
+                # The methods' own draws (the memory bank's negatives, SAC-AE's dequantisation
+                # noise) use the global generator: seeded per epoch, so a resumed run is exact.
+                torch.manual_seed(aug_seed + 1_000_000_007)
                 order = torch.randperm(n, generator=gen)
                 label = f"epoch {epoch + 1}/{epochs}"
                 bar = tqdm(range(steps), desc=label, disable=not progress or rank > 0, leave=False)

@@ -13,9 +13,11 @@ from stable_baselines3 import SAC
 import rlrep.pretrain as pretrain_module
 from rlrep import envs
 from rlrep.checkpoint import load_checkpoint
+from rlrep.methods import METHODS, TEMPORAL
 from rlrep.pretrain import pretrain
 from rlrep.runs import RunFolderError
 from rlrep.sb3 import policy_kwargs
+from tests.test_every_method import options
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -35,9 +37,12 @@ def same_checkpoints(a_dir, b_dir):
     return all(torch.equal(a["method"][k], b["method"][k]) for k in a["method"])
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol", "moco"])
-def test_resume_equals_uninterrupted_run(method, tmp_path, monkeypatch):
-    full = pretrain(method=method, epochs=2, out=tmp_path / "full", **TINY)
+@pytest.mark.parametrize("method", list(METHODS))
+def test_resume_equals_uninterrupted_run(method, tmp_path, monkeypatch, sequence_npz):
+    temporal = method in TEMPORAL and method != "sac_ae"  # SAC-AE reads single images
+    run = {**TINY, "method_kwargs": options(method), "eval_every": 0,
+           "dataset": f"npz:{sequence_npz}" if temporal else "digits"}  # fmt: skip
+    full = pretrain(method=method, epochs=2, out=tmp_path / "full", **run)
     real_save = pretrain_module.save_checkpoint
 
     def save_then_stop(*args, **kwargs):
@@ -47,8 +52,8 @@ def test_resume_equals_uninterrupted_run(method, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(pretrain_module, "save_checkpoint", save_then_stop)
         with pytest.raises(KilledError):
-            pretrain(method=method, epochs=2, out=tmp_path / "part", **TINY)
-    resumed = pretrain(method=method, epochs=2, out=tmp_path / "part", resume=True, **TINY)
+            pretrain(method=method, epochs=2, out=tmp_path / "part", **run)
+    resumed = pretrain(method=method, epochs=2, out=tmp_path / "part", resume=True, **run)
     assert same_checkpoints(tmp_path / "full", tmp_path / "part")
     assert [r["loss"] for r in full] == [r["loss"] for r in resumed]
     assert not list((tmp_path / "part").glob("*.tmp"))
