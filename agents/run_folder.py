@@ -7,7 +7,8 @@
       rlrep-run.json           the marker: kind "train", version, run id (written first)
       config.json              what the run was started with, and every change made on resume
       eval.csv                 one row per evaluation (rewritten from the latest checkpoint)
-      logs/                    SB3's progress.csv (appended across resumes) and tensorboard events
+      logs/                    SB3's progress.csv (appended across resumes) and tensorboard events,
+                               cut back on resume to what the checkpoint had logged
       checkpoints/<steps>/     state.json, weights.pt, arrays.npz, replay.npz (agent/run_state.py)
       checkpoints/latest       the name of the newest complete checkpoint
       model.zip                SB3's format (cloudpickle), written when the run finishes
@@ -33,6 +34,8 @@ from rlrep.runs import MARKER, read_json, write_json
 __all__ = ["CHECKPOINT_FORMAT", "EVAL_FIELDS", "RunFolder"]
 
 CHECKPOINT_FORMAT = "rlrep-train/1"
+#: The tensorboard event files SB3's logger writes into ``logs/``.
+EVENTS = "events.out.tfevents.*"
 EVAL_FIELDS = ["frames", "agent_steps", "mean_return", "std_return", "episodes", "wall_time"]
 
 
@@ -118,6 +121,40 @@ class RunFolder:
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.config_path, config)
+
+    def log_lengths(self) -> dict[str, int]:
+        """How far ``logs/`` reaches now, recorded in each checkpoint: the data rows of
+        ``progress.csv`` and the bytes of each tensorboard events file (SB3's logger flushes
+        both at every dump, so these are whole rows and whole records)."""
+        logs = self.out / "logs"
+        lengths = {}
+        if (logs / "progress.csv").exists():
+            with open(logs / "progress.csv") as f:
+                lengths["progress.csv"] = max(sum(1 for _ in f) - 1, 0)  # less the header
+        for events in sorted(logs.glob(EVENTS)):
+            lengths[events.name] = events.stat().st_size
+        return lengths
+
+    def rewind_logs(self, lengths: dict[str, int]) -> None:
+        """Cut ``logs/`` back to a checkpoint's :meth:`log_lengths`, so that the steps redone
+        after a resume are logged once: ``progress.csv`` keeps its header and first rows, events
+        files keep their first bytes, and an events file that the checkpoint does not know (a
+        session that died before its first checkpoint) is removed. Other files are left alone."""
+        logs = self.out / "logs"
+        progress = logs / "progress.csv"
+        if progress.exists():
+            with open(progress) as f:
+                lines = f.readlines()
+            keep = lines[: 1 + lengths.get("progress.csv", 0)] if lines else []
+            if len(keep) < len(lines):
+                with atomic_write(progress) as f:
+                    f.writelines(keep)
+        for events in logs.glob(EVENTS):
+            if events.name not in lengths:
+                events.unlink()
+            elif events.stat().st_size > lengths[events.name]:
+                with open(events, "r+b") as f:
+                    f.truncate(lengths[events.name])
 
     def logger(self) -> Logger:
         """SB3's logger writing ``logs/progress.csv`` (appended to, never truncated) and

@@ -196,7 +196,8 @@ class _Run:
         model.logger.record("eval/frames", frames)
         model.logger.dump(model.num_timesteps)
         self.next_eval = (frames // self.eval_every + 1) * self.eval_every
-        state = {"frames": frames, "history": self.history, "wall_time": row["wall_time"]}
+        state = {"frames": frames, "history": self.history, "wall_time": row["wall_time"],
+                 "logs": self.folder.log_lengths()}  # fmt: skip
         path = self.folder.write_checkpoint(
             f"{model.num_timesteps:09d}", lambda folder: save_run_state(model, folder), state
         )
@@ -336,6 +337,8 @@ def train(
             load_run_state(model, checkpoint, state["run"])
             run.restore(state, checkpoint)
             folder.write_eval_csv(run.history)  # rows after the checkpoint are redone
+            if "logs" in state:  # (checkpoints written before logs were part of the set lack it)
+                folder.rewind_logs(state["logs"])
             if changes:
                 at = {"agent_steps": model.num_timesteps, "frames": state["frames"]}
                 stored = folder.read_config()

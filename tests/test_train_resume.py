@@ -32,11 +32,33 @@ PPO_TINY = {"n_steps": 16, "batch_size": 16, "n_envs": 2, "image_size": 36}
 SHIFT_TINY = {k: v for k, v in TINY.items() if k != "crop_size"}
 ATC_TINY = {**SHIFT_TINY, "atc_batch_size": 8, "atc_latent_dim": 8, "atc_hidden_dim": 16}
 SPR_TINY = {**SHIFT_TINY, "spr_steps": 2, "spr_projection_dim": 8, "spr_hidden_dim": 16}
+#: Logged columns that measure time, which a resumed run cannot reproduce.
+TIMED = {"time/fps", "time/time_elapsed"}
 RUN = {"frames": 120, "seed": 0, "eval_every": 40, "eval_episodes": 2, "progress": False}
 
 
 def returns(history):
     return [(h["frames"], h["mean_return"]) for h in history]
+
+
+def read_logs(out):
+    """progress.csv's rows without the columns that measure time."""
+    with open(out / "logs" / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: v for k, v in r.items() if k not in TIMED} for r in rows]
+
+
+def read_events(out):
+    """Every scalar of the tensorboard event files, in the order written."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    scalars = []
+    for path in sorted((out / "logs").glob("events.out.tfevents.*"), key=os.path.getmtime):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag not in TIMED:
+                    scalars.append((event.step, value.tag, value.tensor.float_val[:]))
+    return scalars
 
 
 def read_eval(out):
@@ -57,19 +79,30 @@ def reference(tmp_path_factory):
     [("curl-sac", TINY), ("ppo-aux", PPO_TINY), ("drq", SHIFT_TINY), ("drqv2", SHIFT_TINY),
      ("atc-sac", ATC_TINY), ("spr-sac", SPR_TINY)],
 )  # fmt: skip
-def test_resume_continues_to_the_same_returns(tmp_path, agent, kw, reference):
+def test_resume_after_a_kill_in_a_checkpoint_write_is_the_uninterrupted_run(tmp_path, agent, kw):
     full = train("point_mass_pixels", agent=agent, out=tmp_path / "a", **RUN, **kw)
-    if agent == "curl-sac":
-        assert returns(full) == reference[1]  # the same seed gives the same run
-    half = {**RUN, "frames": 80}
-    train("point_mass_pixels", agent=agent, out=tmp_path / "b", **half, **kw)
-    resumed = train("point_mass_pixels", agent=agent, out=tmp_path / "b", resume=True, **RUN, **kw)
+    # Killed while writing its second checkpoint (80 frames): the set is written, not yet named.
+    code = KILLER.replace("{json}", repr({**RUN, **kw, "agent": agent}))
+    out = tmp_path / "b"
+    killed = subprocess.run(
+        [sys.executable, "-c", code, "replace", "8", str(out)], cwd=ROOT, capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert read_eval(out) == returns(full)[:1]  # the first checkpoint's row only
+    resumed = train("point_mass_pixels", agent=agent, out=out, resume=True, **RUN, **kw)
     assert returns(resumed) == returns(full)
-    assert read_eval(tmp_path / "b") == returns(full)
+    assert read_eval(out) == returns(full)
+    assert read_logs(out) == read_logs(tmp_path / "a")  # logged once, as uninterrupted
+    assert read_events(out) == read_events(tmp_path / "a")
+
+
+def test_a_finished_run_extended_on_resume_is_the_longer_run(tmp_path, reference):
+    train("point_mass_pixels", out=tmp_path / "b", **{**RUN, "frames": 80}, **TINY)
+    resumed = train("point_mass_pixels", out=tmp_path / "b", resume=True, **RUN, **TINY)
+    assert returns(resumed) == reference[1]  # the same seed gives the same run
+    assert read_eval(tmp_path / "b") == reference[1]
     # Logs are appended across sessions: the first session's rows are still there.
-    with open(tmp_path / "b" / "logs" / "progress.csv") as f:
-        frames = [float(r["eval/frames"]) for r in csv.DictReader(f) if r.get("eval/frames")]
-    assert frames == [f for f, _ in returns(full)]
+    assert read_logs(tmp_path / "b") == read_logs(reference[0])
 
 
 # Kills the process (SIGKILL: no cleanup runs) at a chosen point of a checkpoint or of learning.
@@ -122,6 +155,9 @@ def test_resume_after_a_kill_gives_the_uninterrupted_returns(tmp_path, point, n,
     assert returns(resumed) == reference[1]
     assert read_eval(out) == reference[1]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["000000120", "latest"]
+    # The logs are part of the set: the steps redone after the kill are logged once.
+    assert read_logs(out) == read_logs(reference[0])
+    assert read_events(out) == read_events(reference[0])
 
 
 @pytest.mark.slow
