@@ -171,12 +171,16 @@ class _Run:
 
     def check_finite(self, model: BaseAlgorithm) -> None:
         problem = _non_finite(model)
-        if problem is None:
-            return
+        if problem is not None:
+            raise self.diverged(model, problem)
+
+    def diverged(self, model: BaseAlgorithm, problem: str) -> FloatingPointError:
+        """The error that stops a diverged run: the step, the problem, the likely cause and
+        the last good checkpoint."""
         last = "none yet"
         if self.last_checkpoint is not None:
             last = f"{self.last_checkpoint[0]} ({self.last_checkpoint[1]} frames)"
-        raise FloatingPointError(
+        return FloatingPointError(
             f"training diverged at agent step {model.num_timesteps} "
             f"({self.frames_done(model.num_timesteps)} frames): {problem}. Nothing was saved "
             f"after it; the last good checkpoint is {last}. Lower the learning rate or check "
@@ -350,9 +354,17 @@ def train(
         model.set_logger(folder.logger())
         remaining = frames // repeat - model.num_timesteps
         if remaining > 0:
-            model.learn(
-                remaining, callback=_Progress(run), reset_num_timesteps=False, log_interval=10
-            )
+            try:
+                model.learn(
+                    remaining, callback=_Progress(run), reset_num_timesteps=False, log_interval=10
+                )
+            except ValueError as error:
+                # Weights that blew up within an update make torch's distributions refuse their
+                # non-finite outputs there, before the check between steps: the same message.
+                if "invalid values" not in str(error):
+                    raise
+                problem = _non_finite(model) or "the policy's outputs are not finite"
+                raise run.diverged(model, problem) from None
         if not run.history or run.history[-1]["agent_steps"] < model.num_timesteps:
             run.evaluate_and_checkpoint(model)
         with atomic_write(folder.out / "model.zip", "wb") as f:

@@ -280,6 +280,13 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert read_eval(out) == read_eval(out)[:1]
 
 
+def test_divergence_within_an_update_gets_the_same_message(tmp_path):
+    # PPO's next minibatch builds a Normal from NaN weights: torch's ValueError, mid-update.
+    with pytest.raises(FloatingPointError, match=r"diverged at agent step \d+ .*last good"):
+        train("point_mass_pixels", agent="ppo-aux", out=tmp_path / "run", **RUN,
+              **{**PPO_TINY, "learning_rate": 1e12})  # fmt: skip
+
+
 def test_a_crafted_checkpoint_runs_nothing(tmp_path):
     """weights.pt is read with weights_only=True: a pickle payload is refused, never run."""
     from rlrep.agents.run_state import ResumeError, load_run_state
