@@ -70,7 +70,13 @@ class RunFolder:
         pointer = self.checkpoints / "latest"
         if not pointer.exists():
             return None
-        folder = self.checkpoints / pointer.read_text().strip()
+        name = pointer.read_text().strip()
+        if not name.isdigit():  # a set is named by its agent steps; never a path elsewhere
+            raise ValueError(
+                f"{pointer} names {name!r}, not a checkpoint of this folder (its sets are "
+                "named by their agent steps, e.g. 000000120); the run folder was changed by hand"
+            )
+        folder = self.checkpoints / name
         if not (folder / "state.json").exists():
             raise ValueError(
                 f"{pointer} names {folder.name}, which is incomplete or missing; the run folder "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import zipfile
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,25 @@ def save_run_state(model: BaseAlgorithm, folder: Path) -> dict[str, Any]:
 
 def load_run_state(model: BaseAlgorithm, folder: Path, tree: dict[str, Any]) -> None:
     """Restore what :func:`save_run_state` wrote into a freshly built ``model`` of the same
-    configuration (learning rates stay those the model was built with)."""
+    configuration (learning rates stay those the model was built with).
+
+    :raises ResumeError: the set does not fit this agent, or a file of it is missing, truncated
+        or not what it should be; the message names the folder and what to do.
+    """
+    try:
+        _load_run_state(model, folder, tree)
+    except ResumeError:
+        raise
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError, TypeError, AttributeError,
+            RuntimeError, EOFError, pickle.UnpicklingError) as err:  # fmt: skip
+        raise ResumeError(
+            f"the checkpoint set {folder} is damaged or not this agent's "
+            f"({type(err).__name__}: {err}); nothing was changed. Restore the folder from a "
+            "copy, or start a new run in another --out"
+        ) from None
+
+
+def _load_run_state(model: BaseAlgorithm, folder: Path, tree: dict[str, Any]) -> None:
     device = get_device(model.device)
     try:
         weights = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from rlrep.agents.run_state import ResumeError
 from rlrep.agents.train import train
 from rlrep.runs import RunFolderError, read_json, run_lock, write_json, write_marker
 
@@ -285,6 +288,62 @@ def test_divergence_within_an_update_gets_the_same_message(tmp_path):
     with pytest.raises(FloatingPointError, match=r"diverged at agent step \d+ .*last good"):
         train("point_mass_pixels", agent="ppo-aux", out=tmp_path / "run", **RUN,
               **{**PPO_TINY, "learning_rate": 1e12})  # fmt: skip
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _wrong_shape(path):
+    with np.load(path) as replay:
+        arrays = dict(replay)
+    arrays["frames"] = arrays["frames"][..., :-1]
+    np.savez(path, **arrays)
+
+
+def _another_agents(path):
+    weights = torch.load(path, weights_only=True)
+    weights["state_dicts"]["spr_optimizer"] = {}
+    torch.save(weights, path)
+
+
+def _as_directory(path):
+    path.unlink()
+    path.mkdir()
+
+
+def _files(out):
+    return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+DAMAGE = {
+    "replay.npz truncated": ("replay.npz", _truncate),
+    "arrays.npz truncated": ("arrays.npz", _truncate),
+    "replay.npz missing": ("replay.npz", lambda p: p.unlink()),
+    "replay of another shape": ("replay.npz", _wrong_shape),
+    "weights.pt a directory": ("weights.pt", _as_directory),
+    "weights.pt of another agent": ("weights.pt", _another_agents),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_damaged_checkpoint_set_is_refused_with_a_message(tmp_path, case, reference):
+    out = tmp_path / "run"
+    shutil.copytree(reference[0], out)
+    name, damage = DAMAGE[case]
+    damage(out / "checkpoints" / "000000120" / name)
+    before = _files(out)
+    with pytest.raises(ResumeError, match=r"000000120 is damaged or not this agent's .*new run"):
+        train("point_mass_pixels", out=out, resume=True, **RUN, **TINY)
+    assert _files(out) == before  # nothing written
+
+
+def test_a_latest_pointer_outside_the_run_is_refused(tmp_path, reference):
+    out = tmp_path / "run"
+    shutil.copytree(reference[0], out)
+    (out / "checkpoints" / "latest").write_text("../../elsewhere")
+    with pytest.raises(ValueError, match=r"names '../../elsewhere', not a checkpoint"):
+        train("point_mass_pixels", out=out, resume=True, **RUN, **TINY)
 
 
 def test_a_crafted_checkpoint_runs_nothing(tmp_path):
