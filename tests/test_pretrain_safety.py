@@ -1,6 +1,7 @@
 """Pretraining and probing refuse unsafe or malformed input loudly: code-running checkpoints,
 unreadable files, bad arguments, divergence, config drift on resume, two writers on one folder."""
 
+import errno
 import hashlib
 import os
 import pickle
@@ -313,3 +314,37 @@ def test_cli_prints_the_error_and_exits_2(tmp_path, capsys):
     (tmp_path / "x.pt").write_bytes(b"\x80\x02junk")
     assert main(["probe", str(tmp_path / "x.pt")]) == 2
     assert EXPECTED in capsys.readouterr().err
+
+
+def test_a_full_disk_is_reported_and_resume_continues_exactly(tmp_path, capsys, monkeypatch):
+    argv = ["pretrain", "--epochs", "2", "--batch-size", "256", "--eval-every", "0",
+            "--no-progress", "--threads", "1"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    real_save, calls = pretrain_lib.save_checkpoint, []
+
+    def disk_full_at_the_second(path, *args):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path) + ".tmp")
+        real_save(path, *args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pretrain_lib, "save_checkpoint", disk_full_at_the_second)
+        assert main([*argv, "--out", str(tmp_path / "part")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rlrep pretrain: could not write to") and "No space left" in err
+    assert "Nothing was lost" in err and "Free space, then rerun with --resume" in err
+    assert main([*argv, "--out", str(tmp_path / "part"), "--resume"]) == 0
+    full, part = (load_checkpoint(tmp_path / r / "checkpoint.pt") for r in ("full", "part"))
+    assert all(torch.equal(full["method"][k], part["method"][k]) for k in full["method"])
+
+
+def test_a_read_only_folder_before_any_checkpoint_says_so(tmp_path, capsys, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "r" / "rlrep-run.json"))
+
+    monkeypatch.setattr(pretrain_lib, "write_marker", read_only)
+    assert main(["pretrain", "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "(Read-only file system); no checkpoint had been written yet" in err
+    assert f"Make {tmp_path / 'r'} writable, then rerun" in err
