@@ -37,6 +37,8 @@ def make_ppo_aux(task: str, seed: int = 0, device: str = "auto", **overrides: An
             numeric and math.isfinite(value) and value > 0
         ):
             raise ValueError(f"PPO-aux option {key} must be a positive number, got {value!r}")
+        if isinstance(default, int) and not isinstance(value, int):  # counts and sizes
+            raise ValueError(f"PPO-aux option {key} must be a whole number, got {value!r}")
     cfg = {**PPO_AUX, **overrides}
     env_kwargs = {
         "image_size": cfg.pop("image_size", 100),

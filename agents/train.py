@@ -22,6 +22,7 @@ from rlrep.agents.evaluation import Evaluation
 from rlrep.agents.run_folder import RunFolder
 from rlrep.agents.run_state import load_run_state, save_run_state
 from rlrep.atomic import atomic_write
+from rlrep.probes import resolve_device
 from rlrep.runs import (
     RunFolderError,
     check_changes,
@@ -47,9 +48,11 @@ def parse_frames(text: str | int) -> int:
     try:
         value = float(t[:-1] if scale > 1 else t) * scale
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value != int(value):
         raise ValueError(
-            f"cannot read {text!r} as a number of frames; e.g. 100k, 500000, 1M"
-        ) from None
+            f"cannot read {text!r} as a whole, finite number of frames; e.g. 100k, 500000, 1M"
+        )
     return int(value)
 
 
@@ -285,6 +288,9 @@ def train(
         raise ValueError(f"eval_episodes must be a positive integer, got {eval_episodes!r}")
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
+    resolve_device(device)  # a device this machine has (SB3 would fall back to the CPU)
     _check_distractions(task, eval_distractions)
     folder = RunFolder(out)
     config = {
@@ -308,10 +314,6 @@ def train(
             resume_if_exists,
             folder.out,
         )
-        if not resuming:
-            if ours:
-                folder.clear()  # what a run of ours stopped before its first checkpoint left
-            write_marker(folder.out, "train")
         changes: dict[str, list[Any]] = {}
         if resuming:
             # Runs started before evaluations on distracted variants existed evaluated none.
@@ -327,7 +329,11 @@ def train(
             check_changes(changes, allow_config_change, "--allow-config-change")
         from rlrep.envs import action_repeat_of, make_env
 
-        model, env_kwargs = build_agent(agent, task, seed, device, overrides)
+        model, env_kwargs = build_agent(agent, task, seed, device, overrides)  # checks them
+        if not resuming:
+            if ours:
+                folder.clear()  # what a run of ours stopped before its first checkpoint left
+            write_marker(folder.out, "train")
         repeat = action_repeat_of(task, env_kwargs["action_repeat"])
         evaluation = Evaluation(
             lambda d: make_env(task, seed=seed + 10_000, distraction=d, **env_kwargs),

@@ -168,10 +168,18 @@ def pretrain(
     """
     from tqdm import tqdm
 
-    _check_arguments(epochs, batch_size, lr)
+    _check_arguments(epochs, batch_size, lr, seed)
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
     dev = resolve_device(device)
+    if dataset.startswith(("dmc:", "folder:")):  # rendered or resized to image_size: check first
+        try:
+            encoder_lib.make(encoder, (3, image_size, image_size), **(encoder_kwargs or {}))
+        except ValueError as err:
+            raise ValueError(
+                f"image_size {image_size} is too small for encoder {encoder!r}: {err}; pass a "
+                "larger --image-size or another --encoder"
+            ) from None
     started_group = dist_lib.init_from_environment(dev)
     try:
         rank, world = dist_lib.rank(), dist_lib.world_size()
@@ -401,8 +409,10 @@ def check_takes_local_views(
         )
 
 
-def _check_arguments(epochs: int, batch_size: int, lr: float) -> None:
+def _check_arguments(epochs: int, batch_size: int, lr: float, seed: int) -> None:
     """``ValueError`` for settings that cannot train, before anything is loaded."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer of at least 1, got {epochs!r}")
     if not isinstance(batch_size, int) or batch_size < 2:

@@ -305,10 +305,26 @@ def invariance(
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → CUDA if available, else the CPU; anything else as given."""
+    """``"auto"`` → CUDA if available, else the CPU; anything else as given, if this machine
+    has it.
+
+    :raises ValueError: not a device name, or a CUDA device this machine does not have (never a
+        silent fall back to the CPU).
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index or 0) >= count:
+            raise ValueError(
+                f"device {device!r}: this machine has {count} CUDA device(s) (torch "
+                f"{torch.__version__}); use --device cpu, or auto to take CUDA when present"
+            )
+    return dev
 
 
 def evaluate(

@@ -54,9 +54,15 @@ class RunFolderError(ValueError):
 def run_lock(out: str | Path) -> Iterator[None]:
     """Hold the exclusive lock of run folder ``out`` (created if needed) while the block runs.
 
-    :raises RunFolderError: another live process holds it.
+    A folder this call created and the block left empty (a run refused before it wrote
+    anything) is removed again, lock file included.
+
+    :raises RunFolderError: ``out`` is a file, or another live process holds the lock.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"{out} is a file, not a run folder; choose another --out")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     path = out / ".lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -73,6 +79,9 @@ def run_lock(out: str | Path) -> Iterator[None]:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
+        if created and [p.name for p in out.iterdir()] == [".lock"]:
+            path.unlink()  # still locked: a process that opens it now gets a new file
+            out.rmdir()
         os.close(fd)  # closing the descriptor releases the lock
 
 

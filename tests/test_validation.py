@@ -2,6 +2,7 @@
 augmentations, encoders, losses, methods and the SB3 plug-in."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -331,3 +332,61 @@ def test_extractor_checks_the_range_once_per_forward(monkeypatch):
     model.critic.optimizer.zero_grad()  # the aux loss: a second view, two more encoder passes
     features.sum().backward()
     assert len(calls) == 1  # one check for the batch, none for its views
+
+
+# --- inputs checked before anything runs (issue 25, findings 8-10) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "inf"], "cannot read 'inf' as a whole, finite number of frames"),
+        (["--steps", "nan"], "cannot read 'nan' as a whole, finite number of frames"),
+        (["--eval-every", "1e400"], "cannot read '1e400' as a whole, finite"),
+        (["--steps", "100.5"], "cannot read '100.5' as a whole"),
+        (["--device", "foo"], "unknown device 'foo'; expected auto, cpu, cuda or cuda:N"),
+        (["--seed", "-1"], r"seed must be an integer in \[0, 2\*\*31\), got -1"),
+        (["--agent", "ppo-aux", "--set", "n_envs=2.5"], "n_envs must be a whole number, got 2.5"),
+    ],
+)
+def test_bad_train_flags_are_refused_before_anything_is_written(tmp_path, capsys, argv, message):
+    from rlrep.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--env", "point_mass_pixels", "--out", str(out), *argv]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()  # not even a folder holding only the lock
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("command", ["train", "pretrain", "probe"])
+def test_cuda_on_a_machine_without_it_is_refused(tmp_path, capsys, command):
+    from rlrep.cli import main
+
+    argv = {"train": ["train", "--env", "point_mass_pixels", "--out", str(tmp_path / "r")],
+            "pretrain": ["pretrain", "--out", str(tmp_path / "r")],
+            "probe": ["probe", str(tmp_path / "checkpoint.pt")]}[command]  # fmt: skip
+    assert main([*argv, "--device", "cuda"]) == 2
+    assert "this machine has 0 CUDA device(s)" in capsys.readouterr().err
+
+
+def test_out_naming_a_file_is_refused(tmp_path, capsys):
+    from rlrep.cli import main
+
+    (tmp_path / "f").write_text("a user's file")
+    assert main(["train", "--env", "point_mass_pixels", "--out", str(tmp_path / "f")]) == 2
+    assert "is a file, not a run folder" in capsys.readouterr().err
+    assert (tmp_path / "f").read_text() == "a user's file"
+
+
+def test_images_too_small_for_the_encoder_are_refused_before_rendering(tmp_path, monkeypatch):
+    import rlrep.pretrain
+    from rlrep.pretrain import pretrain
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the dataset was loaded (rendered) before the size check")
+
+    monkeypatch.setattr(rlrep.pretrain, "load_dataset", no_loading)
+    with pytest.raises(ValueError, match=r"image_size 8 is too small .* at least 15×15"):
+        pretrain(dataset="dmc:cartpole-swingup", image_size=8, out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

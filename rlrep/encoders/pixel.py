@@ -75,6 +75,13 @@ class PixelEncoder(PixelEncoderBase):
         center_pixels: bool = False,
     ) -> None:
         super().__init__(observation_shape, features_dim)
+        smallest = 4 * num_layers - 1  # a 3×3/2 conv, then num_layers − 1 3×3/1 convs, to 1×1
+        if min(self.observation_shape[1:]) < smallest:
+            h, w = self.observation_shape[1:]
+            raise ValueError(
+                f"PixelEncoder ({num_layers} conv layers): needs images of at least "
+                f"{smallest}×{smallest}, got {h}×{w}"
+            )
         # In-place ReLUs: a conv's backward needs its input, not its output.
         layers: list[nn.Module] = [
             nn.Conv2d(self.observation_shape[0], num_filters, 3, stride=2),
