@@ -39,6 +39,23 @@ def check_options(config: Any, label: str, positive: tuple[str, ...]) -> None:
     for name in positive:
         if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise ValueError(f"{label} option {name} must be > 0, got {getattr(config, name)}")
+    _check_sizes(config, label)
+
+
+def _check_sizes(config: Any, label: str) -> None:
+    """Options that are valid alone but not together."""
+    batch, buffer = getattr(config, "batch_size", None), getattr(config, "buffer_size", None)
+    if batch is not None and buffer is not None and buffer < batch:
+        raise ValueError(
+            f"{label} option buffer_size {buffer} < batch_size {batch}: the replay could never "
+            "hold one batch of distinct transitions; pass buffer_size >= batch_size"
+        )
+    pad, side = getattr(config, "pad", None), getattr(config, "image_size", None)
+    if pad is not None and side is not None and 2 * pad >= side:
+        raise ValueError(
+            f"{label} option pad {pad} is half the {side}-px image or more: a shifted view would "
+            "be mostly padding (DrQ pads 4 at 84 px); pass a smaller pad"
+        )
 
 
 def check_ranges(label: str, checks: tuple[tuple[bool, str], ...]) -> None:

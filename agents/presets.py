@@ -332,7 +332,7 @@ class SPRSACConfig:
             (self.batch_size >= 1, f"batch_size {self.batch_size} < 1"),
             (self.initial_steps >= 0, f"initial_steps {self.initial_steps} < 0"),
             (self.pad >= 0, f"pad {self.pad} < 0"),
-            (self.spr_weight >= 0, f"spr_weight {self.spr_weight} < 0"),
+            (0 <= self.spr_weight <= 1000, f"spr_weight {self.spr_weight} is outside [0, 1000]"),
             (0 <= self.gamma <= 1, f"gamma {self.gamma} is outside [0, 1]"),
             (0 < self.critic_tau <= 1, f"critic_tau {self.critic_tau} is outside (0, 1]"),
             (0 < self.encoder_tau <= 1, f"encoder_tau {self.encoder_tau} is outside (0, 1]"),

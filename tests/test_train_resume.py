@@ -338,6 +338,25 @@ def test_a_damaged_checkpoint_set_is_refused_with_a_message(tmp_path, case, refe
     assert _files(out) == before  # nothing written
 
 
+def test_resume_to_fewer_frames_than_done_is_refused_and_changes_nothing(tmp_path, reference):
+    out = tmp_path / "run"
+    shutil.copytree(reference[0], out)
+    before = _files(out)
+    with pytest.raises(
+        RunFolderError, match=r"is at 120 frames, past --steps 80; pass --steps 120"
+    ):
+        train("point_mass_pixels", out=out, resume=True, **{**RUN, "frames": 80}, **TINY)
+    assert _files(out) == before
+
+
+def test_ppo_frames_are_whole_rollouts_and_it_says_so(tmp_path, capsys):
+    # A rollout is n_steps 16 x n_envs 2 = 32 frames here: 40 frames become 64.
+    history = train("point_mass_pixels", agent="ppo-aux", out=tmp_path / "r",
+                    **{**RUN, "frames": 40}, **PPO_TINY)  # fmt: skip
+    assert "trains whole rollouts of 32 frames" in capsys.readouterr().err
+    assert history[-1]["frames"] == 64 == read_json(tmp_path / "r" / "config.json")["frames"]
+
+
 def test_a_latest_pointer_outside_the_run_is_refused(tmp_path, reference):
     out = tmp_path / "run"
     shutil.copytree(reference[0], out)

@@ -281,12 +281,12 @@ def test_methods_check_the_pixel_range_of_their_views():
 # --- SB3 plug-in -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("aux_weight", [math.nan, math.inf, -1.0, "1", True])
-def test_aux_weight_must_be_finite_and_non_negative(aux_weight):
-    with pytest.raises(ValueError, match="aux_weight must be a finite number >= 0"):
+@pytest.mark.parametrize("aux_weight", [math.nan, math.inf, -1.0, "1", True, 1e38])
+def test_aux_weight_must_be_finite_non_negative_and_not_absurd(aux_weight):
+    with pytest.raises(ValueError, match=r"aux_weight must be a number in \[0, 1000\]"):
         policy_kwargs(method="curl", aux_weight=aux_weight)
     space = envs.PointMassPixels(image_size=24, frame_stack=3).observation_space
-    with pytest.raises(ValueError, match="aux_weight must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"aux_weight must be a number in \[0, 1000\]"):
         RepresentationExtractor(space, method="curl", aux_weight=aux_weight)
 
 
@@ -390,3 +390,18 @@ def test_images_too_small_for_the_encoder_are_refused_before_rendering(tmp_path,
     with pytest.raises(ValueError, match=r"image_size 8 is too small .* at least 15×15"):
         pretrain(dataset="dmc:cartpole-swingup", image_size=8, out=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("agent", "overrides", "message"),
+    [
+        ("drqv2", {"pad": 100, "image_size": 40}, "pad 100 is half the 40-px image or more"),
+        ("drq", {"buffer_size": 64, "batch_size": 128}, "buffer_size 64 < batch_size 128"),
+        ("spr-sac", {"spr_weight": 1e38}, r"spr_weight 1e\+38 is outside \[0, 1000\]"),
+    ],
+)
+def test_options_absurd_together_are_refused(agent, overrides, message):
+    from rlrep.agents.presets import config_for
+
+    with pytest.raises(ValueError, match=message):
+        config_for(agent, "cartpole-swingup", **overrides)

@@ -19,6 +19,10 @@ NORMALIZE_IMAGES_FIX = (
 )
 
 
+#: The largest auxiliary weight accepted (CURL 1, ATC 0.25 as a joint loss, SPR 2-5).
+MAX_AUX_WEIGHT = 1000.0
+
+
 def check_aux_weight(aux_weight: float | None, method: str | None = None) -> float | None:
     """``aux_weight`` as a float, or ``ValueError`` unless it is a finite number >= 0; ``None``
     (the default) gives ``method``'s ``default_aux_weight`` (``None`` without a method)."""
@@ -26,9 +30,10 @@ def check_aux_weight(aux_weight: float | None, method: str | None = None) -> flo
         known = method in method_lib.METHODS
         return method_lib.METHODS[method].default_aux_weight if known else None
     real = isinstance(aux_weight, numbers.Real) and not isinstance(aux_weight, bool)
-    if not (real and math.isfinite(aux_weight) and aux_weight >= 0):
+    if not (real and math.isfinite(aux_weight) and 0 <= aux_weight <= MAX_AUX_WEIGHT):
         raise ValueError(
-            f"aux_weight must be a finite number >= 0, got {aux_weight!r}; pass e.g. "
+            f"aux_weight must be a number in [0, {MAX_AUX_WEIGHT:g}] (the papers use 0.1 to 5; "
+            f"more swamps the RL loss), got {aux_weight!r}; pass e.g. "
             "aux_weight=1.0 (0 turns the auxiliary loss off: augmentation only)"
         )
     return float(aux_weight)
