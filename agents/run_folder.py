@@ -11,7 +11,7 @@
                                cut back on resume to what the checkpoint had logged
       checkpoints/<steps>/     state.json, weights.pt, arrays.npz, replay.npz (agent/run_state.py)
       checkpoints/latest       the name of the newest complete checkpoint
-      model.zip                SB3's format (cloudpickle), written when the run finishes
+      model.zip                SB3's format (cloudpickle), only if `rlrep export` wrote it here
 
 A checkpoint is written into ``checkpoints/<steps>.tmp``, flushed, renamed, and only then does
 ``latest`` (one small file, replaced atomically) point at it; older sets are deleted after that.

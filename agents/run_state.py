@@ -11,8 +11,8 @@ stored and its update done) holds:
   training envs' state, mid-episode included (``get_state()`` of the env, Monitor's counters).
 
 JSON holds the tree; arrays are stored in the npz and referenced by name, and both are read with
-pickling disabled. SB3's ``model.zip`` (cloudpickle) is written beside them for sharing and
-``SAC.load``; resuming never reads it.
+pickling disabled. SB3's ``model.zip`` (cloudpickle) is derived from them on request
+(:func:`rlrep.agents.export.export_sb3`) for sharing and ``SAC.load``; resuming never reads it.
 """
 
 from __future__ import annotations

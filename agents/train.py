@@ -22,7 +22,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from rlrep.agents.evaluation import Evaluation
 from rlrep.agents.run_folder import RunFolder
 from rlrep.agents.run_state import load_run_state, save_run_state
-from rlrep.atomic import atomic_write
 from rlrep.probes import resolve_device
 from rlrep.runs import (
     RunFolderError,
@@ -397,8 +396,6 @@ def train(
                 raise run.diverged(model, problem) from None
         if not run.history or run.history[-1]["agent_steps"] < model.num_timesteps:
             run.evaluate_and_checkpoint(model)
-        with atomic_write(folder.out / "model.zip", "wb") as f:
-            model.save(f)  # SB3's format, for sharing and SAC.load
         final = run.history[-1]
         random_mean, random_std = evaluation.random_policy(model.action_space)
         evaluation.close()

@@ -80,6 +80,13 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from rlrep.agents.export import export_sb3
+
+    print(export_sb3(args.run, args.to, device=args.device))
+    return 0
+
+
 def _probe(args: argparse.Namespace) -> int:
     if args.invariance:
         return _probe_invariance(args)
@@ -225,6 +232,16 @@ def main(argv: list[str] | None = None) -> int:
         "--set", nargs="*", metavar="KEY=VALUE", help="agent hyperparameters, e.g. batch_size=128"
     )
     t.set_defaults(func=_train)
+
+    e = sub.add_parser(
+        "export",
+        help="write SB3's model.zip of a train run from its latest checkpoint (for "
+        "CURLSAC.load / PPO.load and sharing; a run keeps one copy of its state, the checkpoint)",
+    )
+    e.add_argument("run", help="the --out folder of an rlrep train run")
+    e.add_argument("--to", default=None, help="where to write it (default: RUN/model.zip)")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=_export)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder on images")
     p.add_argument(

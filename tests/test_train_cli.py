@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from rlrep.agents.train import parse_frames, train
 
@@ -78,17 +79,25 @@ def test_train_evaluates_checkpoints_and_logs(tmp_path):
         **TINY_KW,
     )
     assert [h["frames"] for h in history] == [30, 60]
-    for name in ("model.zip", "eval.csv", "config.json", "checkpoints/latest"):
+    for name in ("eval.csv", "config.json", "checkpoints/latest"):
         assert (out / name).exists(), name
+    assert not (out / "model.zip").exists()  # one copy of the state: the checkpoint
     assert not list(out.rglob("*.tmp"))  # atomic writes leave no partial files
     assert (
         list((out / "logs").glob("events.out.tfevents.*"))
         and (out / "logs" / "progress.csv").exists()
     )
     from rlrep.agents.curl_sac import CURLSAC
+    from rlrep.agents.export import export_sb3
 
-    shared = CURLSAC.load(out / "model.zip")  # SB3's format, for sharing
+    shared = CURLSAC.load(export_sb3(out))  # SB3's format, for sharing, on request
     assert shared.num_timesteps == 60
+    saved = torch.load(  # the zip holds the checkpoint's weights
+        out / "checkpoints" / "000000060" / "weights.pt", weights_only=True
+    )
+    policy = saved["state_dicts"]["policy"]
+    exported = {k: v for k, v in shared.policy.state_dict().items() if torch.is_tensor(v)}
+    assert exported and all(torch.equal(policy[k], v) for k, v in exported.items())
 
 
 @pytest.mark.slow

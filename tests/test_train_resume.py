@@ -176,6 +176,7 @@ def test_run_folder_holds_the_filled_part_only(reference):
     # The replay file follows the data: 120 frames of 4.8 kB, not 500 × 2 stacks.
     assert (checkpoint / "replay.npz").stat().st_size < 130 * 3 * 40 * 40 + 20_000
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.tmp"))
+    assert not (out / "model.zip").exists()  # one copy of the state (rlrep export derives it)
 
 
 @pytest.mark.slow
