@@ -284,11 +284,16 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert read_eval(out) == read_eval(out)[:1]
 
 
-def test_divergence_within_an_update_gets_the_same_message(tmp_path):
-    # PPO's next minibatch builds a Normal from NaN weights: torch's ValueError, mid-update.
-    with pytest.raises(FloatingPointError, match=r"diverged at agent step \d+ .*last good"):
-        train("point_mass_pixels", agent="ppo-aux", out=tmp_path / "run", **RUN,
-              **{**PPO_TINY, "learning_rate": 1e12})  # fmt: skip
+@pytest.mark.parametrize(
+    ("agent", "kw"),
+    [("curl-sac", TINY), ("ppo-aux", {**PPO_TINY, "learning_rate": 1e12}), ("drq", SHIFT_TINY),
+     ("drqv2", SHIFT_TINY), ("atc-sac", ATC_TINY), ("spr-sac", SPR_TINY)],
+)  # fmt: skip
+def test_every_agent_stops_divergence_with_the_designed_message(tmp_path, agent, kw):
+    # PPO's next minibatch builds a Normal from NaN outputs: torch's ValueError, mid-update.
+    kw = kw if agent == "ppo-aux" else {**kw, "lr": 1e12}
+    with pytest.raises(FloatingPointError, match=r"diverged at agent step \d+ .*Lower the lear"):
+        train("point_mass_pixels", agent=agent, out=tmp_path / "run", **RUN, **kw)
 
 
 def _truncate(path):
