@@ -18,12 +18,7 @@ def _train(args: argparse.Namespace) -> int:
         )
         return 2
     _set_threads(args.threads)
-    overrides = {}
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set takes KEY=VALUE pairs, e.g. batch_size=128; got {item!r}")
-        overrides[key] = _literal(value)
+    overrides = _pairs(args.set, "batch_size=128")
     train(
         args.env,
         agent=args.agent,
@@ -76,6 +71,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         resume_if_exists=args.resume_if_exists,
         allow_config_change=args.allow_config_change,
         eval_every=args.eval_every,
+        method_kwargs=_pairs(args.set, "delta_t=3"),
     )
     return 0
 
@@ -158,6 +154,17 @@ def _probe_invariance(args: argparse.Namespace) -> int:
         )
         print(f"| {name} | " + " | ".join(f"{result[c]:.4f}" for c in columns) + " |", flush=True)
     return 0
+
+
+def _pairs(items: list[str] | None, example: str) -> dict:
+    """``--set KEY=VALUE ...`` as a dict of :func:`_literal` values."""
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE pairs, e.g. {example}; got {item!r}")
+        pairs[key] = _literal(value)
+    return pairs
 
 
 def _literal(text: str):
@@ -311,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
         help="torch CPU threads (default: torch's); results on the CPU depend on it",
     )
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="options of the method (its constructor's, e.g. delta_t=3 for atc, queue_size=1024 "
+        "for moco); recorded in config.json",
+    )
     p.set_defaults(func=_pretrain)
 
     q = sub.add_parser("probe", help="kNN / linear / state-R² probes of a pretrained encoder")

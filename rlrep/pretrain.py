@@ -169,6 +169,7 @@ def pretrain(
     from tqdm import tqdm
 
     _check_arguments(epochs, batch_size, lr, seed)
+    method_lib.check_options(method, method_kwargs or {})
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
     dev = resolve_device(device)

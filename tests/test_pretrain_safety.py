@@ -349,3 +349,24 @@ def test_a_read_only_folder_before_any_checkpoint_says_so(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert "(Read-only file system); no checkpoint had been written yet" in err
     assert f"Make {tmp_path / 'r'} writable, then rerun" in err
+
+
+def test_cli_sets_method_options_and_refuses_unknown_ones_first(tmp_path, capsys):
+    argv = [
+        "pretrain",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--eval-every",
+        "0",
+        "--no-progress",
+    ]
+    assert main([*argv, "--out", str(tmp_path / "a"), "--set", "foo=1"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "method 'simclr' has no option 'foo'; its options: hidden_dim, out_dim, temperature" in err
+    )
+    assert not (tmp_path / "a").exists()
+    assert main([*argv, "--out", str(tmp_path / "b"), "--set", "temperature=0.2"]) == 0
+    assert read_json(tmp_path / "b" / "config.json")["method_kwargs"] == {"temperature": 0.2}

@@ -10,6 +10,7 @@ The methods in :data:`TEMPORAL` (:class:`TemporalMethod`) learn from windows of 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
@@ -62,6 +63,7 @@ __all__ = [
     "TemporalMethod",
     "TimeSupCon",
     "VICReg",
+    "check_options",
     "contrastive_metrics",
     "cosine_momentum",
     "features_dim_of",
@@ -99,6 +101,21 @@ MULTI_VIEW: tuple[str, ...] = tuple(name for name, cls in METHODS.items() if cls
 TEMPORAL: tuple[str, ...] = tuple(
     name for name, cls in METHODS.items() if issubclass(cls, TemporalMethod)
 )
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """``ValueError`` unless ``name`` is a method and ``options`` are among its constructor's
+    keyword arguments (before anything is built or loaded)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid names: {', '.join(METHODS)}")
+    params = inspect.signature(METHODS[name]).parameters
+    valid = [k for k in params if k not in ("encoder", "gather_distributed")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"method {name!r} has no option {', '.join(map(repr, unknown))}; its options: "
+            f"{', '.join(valid)}"
+        )
 
 
 def make(name: str, encoder: nn.Module, **kwargs: Any) -> Method:
