@@ -109,7 +109,7 @@ def baseline_job(kind: str, task: str, work: Path, args: argparse.Namespace) -> 
     thread)."""
     cmd = [sys.executable, __file__, "--job", kind, "--tasks", task, "--data-dir",
            str(args.data_dir), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-           "--amp", args.amp]  # fmt: skip
+           "--amp", args.amp, "--keep", str(work)]  # fmt: skip
     out = run(cmd, work / f"{task}-{kind}.log")
     return json.loads(out[out.index("{") :])
 
@@ -177,7 +177,32 @@ def supervised_row(task: str, args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - start
     f_train, f_test = (encode(encoder, augment.deterministic(x)) for x in (ds.train, ds.test))
     report = state_r2_report(f_train, ds.train_states, f_test, ds.test_states, ds.state_keys)
+    save_supervised(encoder, ds, args, args.keep / task / "supervised" / "checkpoint.pt")
     return {"task": task, "row": "supervised", **report, "seconds": seconds}
+
+
+def save_supervised(encoder, ds, args: argparse.Namespace, path: Path) -> None:
+    """The supervised encoder as a pretraining checkpoint (the entries ``rlrep pretrain``
+    writes, method "supervised", no method or optimiser state), so that ``rlrep probe`` and
+    ``control_from_features.py --pretrained supervised=PATH`` read it as any other."""
+    from rlrep.atomic import atomic_write
+    from rlrep.checkpoint import CHECKPOINT_FORMAT, plain_config
+    from rlrep.pretrain import default_augmentation
+
+    name, kwargs = default_augmentation(ds)
+    view = [ds.image_shape[0], *ds.image_shape[1:]]  # the shift keeps the size
+    config = plain_config({
+        "method": "supervised", "dataset": ds.name, "encoder": "curl", "encoder_kwargs": {},
+        "method_kwargs": {}, "augmentation": name, "augmentation_kwargs": kwargs,
+        "multi_crop": None, "image_shape": list(ds.image_shape), "view_shape": view,
+        "batch_size": args.batch_size, "lr": 1e-3, "seed": 0, "world_size": 1,
+        "epochs": args.epochs,
+    })  # fmt: skip
+    state = {"format": CHECKPOINT_FORMAT, "config": config, "encoder": encoder.state_dict(),
+             "method": {}, "optimizer": {}, "epoch": args.epochs, "history": []}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
 
 
 def render_frames(task: str, args: argparse.Namespace) -> dict:
@@ -240,12 +265,16 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(M.METHODS))
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--amp", choices=["on", "off"], default="on",
-                        help="bfloat16 autocast (on: 2× faster on CPUs with AVX512-BF16)")  # fmt: skip
+    parser.add_argument("--amp", choices=["on", "off"], default="off",
+                        help="bfloat16 autocast (on: 2× faster on CPUs with AVX512-BF16, slower "
+                        "on CPUs without, which emulate it)")  # fmt: skip
     parser.add_argument("--features-dim", type=int, default=50, help="the encoder's (PCA's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--out", type=Path, default=Path("experiments/results/representation"))
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep every row's checkpoint (the supervised encoder's too) and log "
+                        "under this folder (default: a temporary one)")  # fmt: skip
     parser.add_argument("--job", choices=list(JOBS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job:  # a baseline, in its own process
@@ -257,7 +286,7 @@ def main() -> None:
                             text=True).stdout.strip()  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.workers) as pool:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
         # The frames first (one rendering per task, in parallel), then every row.
         list(pool.map(lambda t: baseline_job("render", t, work, args), args.tasks))
         jobs = [pool.submit(method_row, m, t, work, args) for t in args.tasks for m in args.methods]
