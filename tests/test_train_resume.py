@@ -363,6 +363,36 @@ def test_ppo_frames_are_whole_rollouts_and_it_says_so(tmp_path, capsys):
     assert history[-1]["frames"] == 64 == read_json(tmp_path / "r" / "config.json")["frames"]
 
 
+def test_a_full_disk_is_reported_and_the_run_resumes_exactly(
+    tmp_path, capsys, monkeypatch, reference
+):
+    import errno
+
+    from rlrep.agents.run_folder import RunFolder
+    from rlrep.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--env", "point_mass_pixels", "--out", str(out), "--steps", "120",
+            "--eval-every", "40", "--eval-episodes", "2", "--seed", "0", "--no-progress",
+            "--set", *(f"{k}={v}" for k, v in TINY.items())]  # fmt: skip
+    real_write, calls = RunFolder.write_checkpoint, []
+
+    def disk_full_at_the_second(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.checkpoints))
+        return real_write(self, *args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunFolder, "write_checkpoint", disk_full_at_the_second)
+        assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "(No space left on device). Nothing was lost" in err
+    assert "Free space, then rerun with --resume" in err
+    assert main([*argv, "--resume"]) == 0
+    assert read_eval(out) == reference[1]
+
+
 def test_a_latest_pointer_outside_the_run_is_refused(tmp_path, reference):
     out = tmp_path / "run"
     shutil.copytree(reference[0], out)
