@@ -287,6 +287,7 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.workers) as pool:
         work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         # The frames first (one rendering per task, in parallel), then every row.
         list(pool.map(lambda t: baseline_job("render", t, work, args), args.tasks))
         jobs = [pool.submit(method_row, m, t, work, args) for t in args.tasks for m in args.methods]
