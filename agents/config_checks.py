@@ -4,10 +4,11 @@ its default, sizes positive, ranges named in the error."""
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import fields
 from typing import Any
 
-__all__ = ["check_options", "check_ranges"]
+__all__ = ["check_options", "check_ranges", "whole_rollouts"]
 
 
 def check_options(config: Any, label: str, positive: tuple[str, ...]) -> None:
@@ -63,3 +64,19 @@ def check_ranges(label: str, checks: tuple[tuple[bool, str], ...]) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(f"{label} option {message}")
+
+
+def whole_rollouts(model: Any, frames: int, repeat: int, agent: str) -> int:
+    """``frames`` rounded up to whole rollouts of an on-policy agent (SB3 collects ``n_steps``
+    per env before it stops), said on stderr when it changes; off-policy agents: as given."""
+    if not hasattr(model, "n_steps"):
+        return frames
+    rollout = model.n_steps * model.n_envs * repeat
+    whole = -(-frames // rollout) * rollout
+    if whole != frames:
+        print(
+            f"{agent} trains whole rollouts of {rollout} frames (n_steps {model.n_steps} × n_envs "
+            f"{model.n_envs} × action repeat {repeat}): {frames} frames become {whole}",
+            file=sys.stderr,
+        )
+    return whole

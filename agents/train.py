@@ -11,7 +11,6 @@ uninterrupted run; a changed configuration is refused unless explicitly allowed,
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
+from rlrep.agents.config_checks import whole_rollouts
 from rlrep.agents.evaluation import Evaluation
 from rlrep.agents.run_folder import RunFolder
 from rlrep.agents.run_state import load_run_state, save_run_state
@@ -114,22 +114,6 @@ def _non_finite(model: BaseAlgorithm) -> str | None:
         bad = next(name for name, ok in zip(params, finite.tolist(), strict=True) if not ok)
         return f"parameter {bad} holds non-finite values"
     return None
-
-
-def _whole_rollouts(model: BaseAlgorithm, frames: int, repeat: int, agent: str) -> int:
-    """``frames`` rounded up to whole rollouts of an on-policy agent (SB3 collects ``n_steps``
-    per env before it stops), said on stderr when it changes; off-policy agents: as given."""
-    if not hasattr(model, "n_steps"):
-        return frames
-    rollout = model.n_steps * model.n_envs * repeat
-    whole = -(-frames // rollout) * rollout
-    if whole != frames:
-        print(
-            f"{agent} trains whole rollouts of {rollout} frames (n_steps {model.n_steps} × n_envs "
-            f"{model.n_envs} × action repeat {repeat}): {frames} frames become {whole}",
-            file=sys.stderr,
-        )
-    return whole
 
 
 class _Progress(BaseCallback):
@@ -357,7 +341,7 @@ def train(
                 folder.clear()  # what a run of ours stopped before its first checkpoint left
             write_marker(folder.out, "train")
         repeat = action_repeat_of(task, env_kwargs["action_repeat"])
-        frames = config["frames"] = _whole_rollouts(model, frames, repeat, agent)
+        frames = config["frames"] = whole_rollouts(model, frames, repeat, agent)
         evaluation = Evaluation(
             lambda d: make_env(task, seed=seed + 10_000, distraction=d, **env_kwargs),
             config["eval_distractions"],

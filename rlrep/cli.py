@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 
 
@@ -369,33 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlrep {args.command}: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-        if err.errno not in _WRITE_FAULTS or args.command not in ("train", "pretrain"):
+        from rlrep.runs import WRITE_FAULTS, write_fault_message
+
+        if err.errno not in WRITE_FAULTS or args.command not in ("train", "pretrain"):
             raise
-        print(f"rlrep {args.command}: {_write_fault(args, err)}", file=sys.stderr)
+        print(f"rlrep {args.command}: {write_fault_message(args.command, args.out, err)}",
+              file=sys.stderr)  # fmt: skip
         return 1
-
-
-#: Disk full, quota, read-only file system, permissions: faults of the folder, not of the run.
-_WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
-def _write_fault(args: argparse.Namespace, err: OSError) -> str:
-    """What a failed write of ``train``/``pretrain`` left and how to continue. Checkpoints are
-    written atomically, so the last complete one is intact, and resuming from it is exact."""
-    from pathlib import Path
-
-    out = Path(args.out)
-    what = f"could not write to {err.filename or out} ({err.strerror})"
-    checkpoint = (
-        (out / "checkpoints" / "latest") if args.command == "train" else (out / "checkpoint.pt")
-    )
-    fix = "free space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else f"make {out} writable"
-    if not checkpoint.exists():
-        return f"{what}; no checkpoint had been written yet. {fix.capitalize()}, then rerun"
-    return (
-        f"{what}. Nothing was lost: {out}'s last complete checkpoint is intact. {fix.capitalize()}"
-        f", then rerun with --resume: the run continues exactly as if uninterrupted"
-    )
 
 
 if __name__ == "__main__":

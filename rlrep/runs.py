@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import uuid
@@ -29,6 +30,7 @@ from rlrep.atomic import atomic_write
 
 __all__ = [
     "MARKER",
+    "WRITE_FAULTS",
     "RunFolderError",
     "check_changes",
     "claim_run_folder",
@@ -38,6 +40,7 @@ __all__ = [
     "resume_decision",
     "resumed_config",
     "run_lock",
+    "write_fault_message",
     "write_json",
     "write_marker",
 ]
@@ -242,4 +245,23 @@ def resumed_config(
     check_changes(changeable, allow_change, "--allow-config-change")
     return record_changes(
         {**requested, "changes": stored.get("changes", [])}, changes, {"epoch": start_epoch}
+    )
+
+
+#: Disk full, quota, read-only file system, permissions: faults of the folder, not of the run.
+WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def write_fault_message(kind: str, out: str | Path, err: OSError) -> str:
+    """What a failed write of a ``train``/``pretrain`` run left and how to continue. Checkpoints
+    are written atomically, so the last complete one is intact, and resuming from it is exact."""
+    out = Path(out)
+    what = f"could not write to {err.filename or out} ({err.strerror})"
+    checkpoint = out / "checkpoints" / "latest" if kind == "train" else out / "checkpoint.pt"
+    fix = "free space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else f"make {out} writable"
+    if not checkpoint.exists():
+        return f"{what}; no checkpoint had been written yet. {fix.capitalize()}, then rerun"
+    return (
+        f"{what}. Nothing was lost: {out}'s last complete checkpoint is intact. {fix.capitalize()}"
+        f", then rerun with --resume: the run continues exactly as if uninterrupted"
     )
