@@ -240,7 +240,8 @@ def plot(rows: list[dict], tasks: list[str], path: Path) -> None:
             for name, style in (("random init", ":"), ("raw pixels (PCA)", "--")):
                 ax.axvline(next(x[metric] for x in mine if x["row"] == name), color="0.3",
                            lw=0.8, ls=style)  # fmt: skip
-            ax.set_title(f"{task}: held-out R², {metric.rsplit('_', 1)[1]}s", fontsize=9)
+            kind = {"state_r2_position": "positions", "state_r2_velocity": "velocities"}[metric]
+            ax.set_title(f"{task}: held-out R², {kind}", fontsize=9)
             ax.invert_yaxis()
             ax.tick_params(labelsize=7)
     fig.tight_layout()
