@@ -90,4 +90,6 @@ def test_the_aux_loss_adds_weight_times_its_gradient_to_the_encoder_step(algo, p
     steps = {w: encoder_step(algo, method, w, saved, model) for w in (1.0, 2.0, 3.0)}
     slope = (steps[3.0] - steps[1.0]) / 2
     assert slope.abs().max() > 1e-6  # the aux loss moves the encoder
-    torch.testing.assert_close(steps[2.0] - steps[1.0], slope, atol=1e-6, rtol=1e-3)
+    # float32 rounding grows with the step (Barlow Twins' DQN step reaches 19: 2e-5 here).
+    scale = max(1.0, slope.abs().max().item())
+    torch.testing.assert_close(steps[2.0] - steps[1.0], slope, atol=1e-6 * scale, rtol=1e-3)
