@@ -73,3 +73,16 @@ def write_point_mass_sequences(path, frames: int = 400, image_size: int = 24, se
 def sequence_npz(tmp_path_factory):
     """Path of a small sequence dataset (see :func:`write_point_mass_sequences`)."""
     return write_point_mass_sequences(tmp_path_factory.mktemp("sequences") / "point_mass.npz")
+
+
+def pytest_report_header(config):
+    """Which SB3 the plug-in's tests run against (.ci/run runs them with the lowest too)."""
+    import stable_baselines3
+
+    try:
+        import sb3_contrib
+
+        contrib = f", sb3-contrib {sb3_contrib.__version__}"
+    except ImportError:
+        contrib = ", no sb3-contrib"
+    return f"stable-baselines3 {stable_baselines3.__version__}{contrib}"

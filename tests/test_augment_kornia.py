@@ -81,3 +81,14 @@ def test_a_kornia_module_through_the_sb3_plug_in():
     assert extractor.view_shape == (9, 20, 20)
     model.learn(30)
     assert extractor.binding is not None  # the aux loss ran on kornia's crops
+
+
+def test_a_colour_module_on_grayscale_frames_is_refused_with_rlreps_message():
+    with pytest.raises(ValueError, match=r"kornia's ColorJiggle changes colours.*frame_channels=1"):
+        A.make(K.ColorJiggle(0.4, 0.4, 0.4, 0.1), frame_channels=1)
+    sequence = K.AugmentationSequential(K.RandomCrop((20, 20)), K.ColorJitter(0.2, 0.2, 0.2, 0.1))
+    with pytest.raises(ValueError, match="AugmentationSequential changes colours"):
+        A.make(sequence, frame_channels=1, eval_view="center_crop")
+    A.make(K.RandomCrop((100, 100)), frame_channels=1, eval_view="center_crop")  # geometric
+    # Brightness and contrast alone run on one channel: not refused.
+    A.make(K.ColorJitter(0.2, 0.2), frame_channels=1)

@@ -269,20 +269,55 @@ def test_frame_channels_of_grayscale_stacks():
     assert four.frame_channels == 1
     with pytest.raises(ValueError, match=r"needs RGB frames.*frame_channels=1"):
         RepresentationExtractor(gray_stack_env(4).observation_space, augmentation="color_jitter")
-    # 3 grayscale frames look like one RGB frame: SB3's VecFrameStack tells, at the first update.
-    kw = {"buffer_size": 100, "learning_starts": 20, "batch_size": 8, "seed": 0,
-          "replay_buffer_class": FrameStackReplayBuffer}  # fmt: skip
-    model = SAC("CnnPolicy", gray_stack_env(3), policy_kwargs=policy_kwargs(**SMALL), **kw)
-    with pytest.raises(ValueError, match=r"policy_kwargs\(\.\.\., frame_channels=1\)"):
-        model.learn(30)
-    model = SAC("CnnPolicy", gray_stack_env(3), **kw,
-                policy_kwargs=policy_kwargs(frame_channels=1, **SMALL))  # fmt: skip
-    with pytest.raises(ValueError, match=r"replay_buffer_kwargs=\{'frame_channels': 1\}"):
-        model.learn(30)
-    model = SAC("CnnPolicy", gray_stack_env(3), **kw, replay_buffer_kwargs={"frame_channels": 1},
-                policy_kwargs=policy_kwargs(method="curl", frame_channels=1, **SMALL))  # fmt: skip
+
+
+KW = {"buffer_size": 100, "learning_starts": 20, "batch_size": 8, "seed": 0,
+      "replay_buffer_class": FrameStackReplayBuffer}  # fmt: skip
+
+
+def frame_channels_of(model):
+    extractors = [m for m in model.policy.modules() if isinstance(m, RepresentationExtractor)]
+    return {e.frame_channels for e in extractors}, model.replay_buffer.frame_channels
+
+
+def test_the_envs_frame_stacking_sets_frame_channels_for_extractor_and_buffer():
+    # 3 grayscale frames look like one RGB frame; SB3's VecFrameStack tells when learn() starts.
+    model = SAC("CnnPolicy", gray_stack_env(3), policy_kwargs=policy_kwargs(method="curl",
+                **SMALL), **KW)  # fmt: skip
+    assert frame_channels_of(model) == ({3}, 3)  # inferred from C alone
     model.learn(30)
-    assert model.replay_buffer.k == 3 and model.critic.features_extractor.binding is not None
+    assert frame_channels_of(model) == ({1}, 1) and model.replay_buffer.k == 3
+    extractor = model.critic.features_extractor
+    assert extractor.objective.augment is extractor.augment
+    # A colour augmentation, fine for the RGB frame C=3 suggested, is then refused.
+    model = SAC("CnnPolicy", gray_stack_env(3), **KW,
+                policy_kwargs=policy_kwargs(augmentation="crop+grayscale", **SMALL))  # fmt: skip
+    with pytest.raises(ValueError, match=r"'grayscale' changes colours and needs RGB frames"):
+        model.learn(30)
+    assert model.num_timesteps == 0
+    # No env wrapper to say: given once in policy_kwargs, the buffer follows.
+    plain = gym.wrappers.FrameStackObservation(Gray(envs.PointMassPixels(image_size=24)), 3)
+    model = SAC("CnnPolicy", gym.wrappers.ReshapeObservation(plain, (3, 24, 24)), **KW,
+                policy_kwargs=policy_kwargs(frame_channels=1, **SMALL))  # fmt: skip
+    model.learn(1)
+    assert frame_channels_of(model) == ({1}, 1) and model.replay_buffer.k == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"policy_kwargs": policy_kwargs(frame_channels=3, **SMALL)},
+         r"VecFrameStack stacks frames of 1; policy_kwargs\(frame_channels=3\) says 3"),
+        ({"policy_kwargs": policy_kwargs(frame_channels=1, **SMALL),
+          "replay_buffer_kwargs": {"frame_channels": 3}},
+         r"policy_kwargs\(frame_channels=1\) says 1; replay_buffer_kwargs=.*says 3"),
+    ],
+)  # fmt: skip
+def test_a_frame_channels_contradiction_is_refused_before_any_env_step(kwargs, message):
+    model = SAC("CnnPolicy", gray_stack_env(3), **KW, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        model.learn(30)
+    assert model.num_timesteps == 0 and model.replay_buffer.pos == 0
 
 
 def flat(state, prefix=""):
@@ -467,7 +502,7 @@ def test_every_algorithm_trains_with_an_aux_loss(algo, policy, method):
         not torch.equal(b, p)
         for b, p in zip(before, extractors[0].encoder.parameters(), strict=True)
     )
-    # The aux loss ran during learn(), with finite values (its gradient: test_sb3_aux_gradient).
+    # The aux loss ran during learn(), with finite values (its gradient: test_sb3_gradients).
     assert losses and all(np.isfinite(out.loss.item()) for out in losses)
 
 
@@ -504,3 +539,22 @@ def test_bad_configuration_raises():
         RepresentationExtractor(spaces.Box(0.0, 1.0, (9, 40, 40), dtype=np.float32))
     with pytest.raises(ValueError, match="needs rlrep's extractor"):
         SAC(SharedEncoderSACPolicy, env())
+
+
+def test_a_forward_after_zero_grad_stops_the_step_instead_of_skipping_the_aux_loss():
+    extractor, optimizer = bound_critic_extractor(sac())
+    optimizer.zero_grad()  # before the forward: the aux loss has no batch to read yet
+    extractor(batch()).sum().backward()
+    with pytest.raises(RuntimeError, match=r"came after optimizer\.zero_grad"):
+        optimizer.step()
+
+
+def test_an_algorithm_not_found_inside_sb3_stops_training(monkeypatch):
+    import rlrep.sb3.extractor as extractor_module
+
+    monkeypatch.setattr(extractor_module, "find_algorithm", lambda module: None)
+    model = sac()
+    with pytest.raises(RuntimeError, match="could not find which"):
+        model.learn(60)
+    with pytest.warns(UserWarning, match="outside an SB3"):  # by hand: a warning, as before
+        sac().critic.features_extractor.train()(batch())

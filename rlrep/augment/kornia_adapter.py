@@ -68,6 +68,13 @@ class KorniaAugmentation(Augmentation):
             raise ValueError(f"eval_view must be one of {EVAL_VIEWS} or None, got {eval_view!r}")
         self.module = module
         self.frame_channels = check_frame_channels(frame_channels)
+        if self.frame_channels == 1 and not _runs_on_grayscale(module):
+            raise ValueError(
+                f"kornia's {type(module).__name__} changes colours and needs RGB frames, but "
+                "frame_channels=1 (grayscale stacks, e.g. Atari); drop it or keep kornia's "
+                "geometric modules (RandomCrop, RandomAffine, RandomResizedCrop, ...), which run "
+                "on any channels"
+            )
         self.eval_view_mode = eval_view
         self._sizes: dict[tuple[int, int], tuple[int, int]] = {}
 
@@ -114,6 +121,21 @@ class KorniaAugmentation(Augmentation):
 
     def extra_repr(self) -> str:
         return f"frame_channels={self.frame_channels}, eval_view={self.eval_view_mode!r}"
+
+
+def _runs_on_grayscale(module: AugmentationBase2D | AugmentationSequential) -> bool:
+    """Whether ``module`` runs on 1-channel frames (kornia's colour modules need 3): a probe on
+    128×128 zeros; ``True`` when an RGB probe fails too (the size, not the channels)."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            module(torch.zeros(2, 3, 128, 128))
+        except (ValueError, TypeError, RuntimeError):
+            return True  # no verdict at this size: kornia will say at the first call
+        try:
+            module(torch.zeros(2, 1, 128, 128))
+        except (ValueError, TypeError, RuntimeError):
+            return False
+    return True
 
 
 @contextlib.contextmanager

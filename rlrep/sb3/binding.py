@@ -51,7 +51,7 @@ from rlrep.sb3.buffer import FrameStackReplayBuffer
 if TYPE_CHECKING:
     from rlrep.sb3.extractor import RepresentationExtractor
 
-__all__ = ["AuxBinding", "bind_policy", "find_algorithm"]
+__all__ = ["AuxBinding", "bind_policy", "find_algorithm", "inside_sb3"]
 
 
 def find_algorithm(module: torch.nn.Module) -> BaseAlgorithm | None:
@@ -249,7 +249,7 @@ class AuxBinding:
         if not isinstance(buffer, FrameStackReplayBuffer) or slots is None:
             raise ValueError(
                 f"{name} learns from windows of {method.horizon + 1} consecutive observations of "
-                "the replay buffer: train an off-policy algorithm (SAC, TD3, DQN) with "
+                "the replay buffer: train an off-policy algorithm (SAC, TD3, DQN, TQC, QR-DQN) with "
                 "replay_buffer_class=rlrep.sb3.FrameStackReplayBuffer (SB3's buffers give "
                 "single transitions only)"
             )
@@ -279,7 +279,7 @@ class AuxBinding:
         if slots is None or slots.shape[0] != obs.shape[0]:
             raise ValueError(
                 f"{type(method).__name__} tells transitions apart by their replay slot: train an "
-                "off-policy algorithm (SAC, TD3, DQN) with "
+                "off-policy algorithm (SAC, TD3, DQN, TQC, QR-DQN) with "
                 "replay_buffer_class=rlrep.sb3.FrameStackReplayBuffer"
             )
         rows = buffer.buffer_size * buffer.n_envs
@@ -297,7 +297,14 @@ class AuxBinding:
                 "rlrep: the auxiliary gradient was computed at optimizer.zero_grad() but the loss "
                 "backpropagated before step() did not pass through the features it was computed "
                 "for; rlrep's SB3 adapter needs SB3's order in train(): forward, zero_grad(), "
-                "backward(), step()"
+                f"backward(), step() {_versions()}"
+            )
+        if self.extractor.has_pending_record:  # a forward after zero_grad(): the aux loss missed it
+            raise RuntimeError(
+                "rlrep: the optimiser stepped an encoder whose last training forward came after "
+                "optimizer.zero_grad(), so its auxiliary loss was never computed; rlrep's SB3 "
+                f"adapter needs SB3's order in train(): forward, zero_grad(), backward(), step() "
+                f"{_versions()}"
             )
         self._hook_fired = None
         if self.head_optimizer is not None and any(p.grad is not None for p in self.heads):
@@ -312,6 +319,13 @@ class AuxBinding:
             return
         for key, value in metrics.items():
             logger.record_mean(self.prefix + key, value)
+
+
+def _versions() -> str:
+    """The versions to name in a report of a binding that broke."""
+    import stable_baselines3
+
+    return f"(stable-baselines3 {stable_baselines3.__version__}, torch {torch.__version__})"
 
 
 class _ZeroGradThenAux:
@@ -332,6 +346,31 @@ def _after_step(bindings: list[AuxBinding]):
             binding.after_step()
 
     return hook
+
+
+def inside_sb3() -> bool:
+    """Whether an SB3 or sb3-contrib algorithm's ``learn()`` or ``train()`` is on the call
+    stack (not merely a policy's forward, which a user may call by hand)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if frame.f_code.co_name in ("learn", "train") and module.startswith(
+            ("stable_baselines3.", "sb3_contrib.")
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def unbound_error() -> RuntimeError:
+    """An extractor trained inside SB3 whose algorithm was not found: its auxiliary loss would
+    never run, so training stops."""
+    return RuntimeError(
+        "rlrep: an SB3 algorithm is training this RepresentationExtractor, but rlrep could not "
+        "find which (it looks for the algorithm whose policy holds the extractor on the call "
+        "stack of train()), so the auxiliary loss would never run. This SB3 is not supported "
+        f"{_versions()}: install the stable-baselines3 version rlrep's pyproject allows"
+    )
 
 
 def warn_unbound() -> None:

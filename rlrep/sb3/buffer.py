@@ -93,7 +93,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
         )
         self.buffer_size = max(buffer_size // n_envs, 1)
         self.optimize_memory_usage = False  # ReplayBuffer.sample: plain uniform sampling
-        c, h, w = observation_space.shape
+        c = observation_space.shape[0]
         try:
             self.frame_channels = check_frame_channels(
                 infer_frame_channels(c) if frame_channels is None else frame_channels, c
@@ -102,12 +102,11 @@ class FrameStackReplayBuffer(ReplayBuffer):
             raise ValueError(
                 f"FrameStackReplayBuffer: {error} (replay_buffer_kwargs={{'frame_channels': …}})"
             ) from None
-        self.k = c // self.frame_channels
+        self.frame_channels_given = frame_channels is not None  # else follows the env
         self.handle_timeout_termination = handle_timeout_termination
         self.storage_device = torch.device(storage_device)
 
         rows = (self.buffer_size, self.n_envs)
-        self.frame_ids = np.zeros((*rows, self.k + 1), dtype=np.int64)  # obs: [:k], next: [1:]
         self.actions = np.zeros(
             (*rows, self.action_dim),
             dtype=np.float32 if action_space.dtype == np.float64 else action_space.dtype,
@@ -115,13 +114,31 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.rewards = np.zeros(rows, dtype=np.float32)
         self.dones = np.zeros(rows, dtype=np.float32)
         self.timeouts = np.zeros(rows, dtype=np.float32)
+        self._allocate_frames()
+        self._stack_ids: list[np.ndarray | None] = [
+            None
+        ] * self.n_envs  # ids of each env's last next_obs
+
+    def _allocate_frames(self) -> None:
+        c, h, w = self.obs_shape
+        self.k = c // self.frame_channels
+        rows = (self.buffer_size, self.n_envs)
+        self.frame_ids = np.zeros((*rows, self.k + 1), dtype=np.int64)  # obs: [:k], next: [1:]
         # 2% slack covers the first frames of episodes of ≥ 50 steps; the ring grows if needed.
         capacity = math.ceil(1.02 * self.buffer_size * self.n_envs) + self.n_envs * (self.k + 1)
         self.frames = self._frame_ring(capacity, (self.frame_channels, h, w))
         self.frames_written = 0
-        self._stack_ids: list[np.ndarray | None] = [
-            None
-        ] * self.n_envs  # ids of each env's last next_obs
+
+    def set_frame_channels(self, frame_channels: int) -> None:
+        """Store frames of ``frame_channels`` channels (what the env's frame stacking says);
+        only while empty."""
+        if self.frames_written or self.full or self.pos:
+            raise ValueError(
+                "FrameStackReplayBuffer: frame_channels can change only while the buffer is "
+                "empty; pass replay_buffer_kwargs={'frame_channels': ...} when building it"
+            )
+        self.frame_channels = check_frame_channels(frame_channels, self.obs_shape[0])
+        self._allocate_frames()
 
     # --- storage -------------------------------------------------------------------------------
     def _frame_ring(self, capacity: int, frame_shape: tuple[int, ...]) -> torch.Tensor:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.preprocessing import is_image_space
 
 import rlrep.methods as method_lib
 
-__all__ = ["NORMALIZE_IMAGES_FIX", "check_aux_weight", "check_image_space"]
+__all__ = [
+    "NORMALIZE_IMAGES_FIX",
+    "check_aux_weight",
+    "check_image_space",
+    "check_method_options",
+    "check_training_options",
+]
 
 #: The fix named when the extractor gets float pixels outside [0, 1].
 NORMALIZE_IMAGES_FIX = (
@@ -67,3 +76,40 @@ def check_image_space(observation_space: gym.Space) -> tuple[int, int, int]:
             f"{observation_space.high.max()}]"
         )
     return int(c), int(h), int(w)
+
+
+def check_training_options(
+    freeze: bool, pretrained: Any, method: str | None, aux_weight: float, decoupled: bool
+) -> None:
+    """``ValueError`` naming the fix for options that leave nothing to train."""
+    if freeze and pretrained is None:
+        raise ValueError(
+            "freeze=True needs pretrained=<checkpoint>: a frozen random encoder learns nothing"
+        )
+    if freeze and method is not None:
+        raise ValueError(
+            f"freeze=True leaves nothing for method={method!r} to train; pass method=None"
+        )
+    if decoupled and (method is None or not aux_weight):
+        raise ValueError(
+            "decoupled=True leaves the encoder's convs to the auxiliary loss (the RL losses "
+            "read them detached and train the head only): pass a method (e.g. method='atc') "
+            "with aux_weight > 0; a fixed encoder is pretrained=..., freeze=True"
+        )
+
+
+def check_method_options(
+    method: str, method_kwargs: dict | None, encoder: Any, needs_actions: Callable[[type], bool]
+) -> None:
+    """``ValueError`` unless ``method`` names a method that takes ``method_kwargs`` (methods
+    conditioned on actions learn them later from the algorithm)."""
+    try:
+        cls = method_lib.METHODS[method]
+        signature = inspect.signature(cls)
+        bind = signature.bind_partial if needs_actions(cls) else signature.bind
+        bind(encoder, **(method_kwargs or {}))
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            f"method={method!r} with method_kwargs={method_kwargs!r}: {error}; valid "
+            f"methods: {', '.join(method_lib.METHODS)}, options as in rlrep.methods"
+        ) from None

@@ -8,7 +8,6 @@ per optimiser step, takes the EMA step and logs the metrics (see there).
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import gymnasium as gym
@@ -27,9 +26,22 @@ from rlrep.augment.base import (
 )
 from rlrep.checkpoint import read_pretrained
 from rlrep.objective import AuxObjective
-from rlrep.sb3.binding import AuxBinding, bind_policy, find_algorithm, warn_unbound
-from rlrep.sb3.checks import NORMALIZE_IMAGES_FIX, check_aux_weight, check_image_space
-from rlrep.sb3.frames import check_frame_channels_of_env
+from rlrep.sb3.binding import (
+    AuxBinding,
+    bind_policy,
+    find_algorithm,
+    inside_sb3,
+    unbound_error,
+    warn_unbound,
+)
+from rlrep.sb3.checks import (
+    NORMALIZE_IMAGES_FIX,
+    check_aux_weight,
+    check_image_space,
+    check_method_options,
+    check_training_options,
+)
+from rlrep.sb3.frames import reconcile_frame_channels
 
 __all__ = ["RepresentationExtractor"]
 
@@ -105,24 +117,12 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         aux_on_actor: bool = False,
     ) -> None:
         c, h, w = check_image_space(observation_space)
+        frame_channels_given = frame_channels is not None
         frame_channels = check_frame_channels(
             infer_frame_channels(c) if frame_channels is None else frame_channels, c
         )
         aux_weight = check_aux_weight(aux_weight, method) or 0.0  # 0.0: no method
-        if freeze and pretrained is None:
-            raise ValueError(
-                "freeze=True needs pretrained=<checkpoint>: a frozen random encoder learns nothing"
-            )
-        if freeze and method is not None:
-            raise ValueError(
-                f"freeze=True leaves nothing for method={method!r} to train; pass method=None"
-            )
-        if decoupled and (method is None or not aux_weight):
-            raise ValueError(
-                "decoupled=True leaves the encoder's convs to the auxiliary loss (the RL losses "
-                "read them detached and train the head only): pass a method (e.g. method='atc') "
-                "with aux_weight > 0; a fixed encoder is pretrained=..., freeze=True"
-            )
+        check_training_options(freeze, pretrained, method, aux_weight, decoupled)
         checkpoint = None if pretrained is None else read_pretrained(pretrained)
         if checkpoint is not None:
             encoder, encoder_kwargs = (
@@ -158,16 +158,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         if checkpoint is not None and checkpoint["encoder"] is not None:
             net.load_state_dict(checkpoint["encoder"])
         if method is not None:  # the objective is built later: check its options now
-            try:
-                cls = method_lib.METHODS[method]
-                signature = inspect.signature(cls)  # action methods learn the actions later
-                bind = signature.bind_partial if _needs_actions(cls) else signature.bind
-                bind(net, **(method_kwargs or {}))
-            except (KeyError, TypeError) as error:
-                raise ValueError(
-                    f"method={method!r} with method_kwargs={method_kwargs!r}: {error}; valid "
-                    f"methods: {', '.join(method_lib.METHODS)}, options as in rlrep.methods"
-                ) from None
+            check_method_options(method, method_kwargs, net, _needs_actions)
         self.freeze = freeze
         if freeze:
             net.requires_grad_(False)
@@ -175,6 +166,10 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         self.augment, self.encoder = augment, net
         self.view_shape = tuple(view_shape)
         self.frame_channels = frame_channels
+        # Given (policy_kwargs) or inferred; an inferred one follows the env's VecFrameStack
+        # when learn() starts (rlrep.sb3.frames.reconcile_frame_channels).
+        self.frame_channels_given = frame_channels_given
+        self._augment_spec = (augmentation, aug_kwargs)
         self.aux_weight, self.rl_view = float(aux_weight), rl_view
         self.decoupled = decoupled
         self.aux_on_actor = bool(aux_on_actor)
@@ -337,7 +332,20 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             self._objective[0].train(mode)
         if not mode:
             self._record = None  # rollouts: drop the last update's batch
+        if not getattr(self, "_attached", True):  # learn() starts with set_training_mode()
+            self._attach()
         return self
+
+    def set_frame_channels(self, frame_channels: int) -> None:
+        """Rebuild the augmentation for frames of ``frame_channels`` channels (what the env's
+        frame stacking says, before training starts)."""
+        augmentation, kwargs = self._augment_spec
+        channels = self._observation_space.shape[0]
+        fc = check_frame_channels(frame_channels, channels)
+        augment = augment_lib.make(augmentation, frame_channels=fc, **kwargs).train(self.training)
+        self.augment, self.frame_channels = augment, fc
+        if self._objective:  # its views come from the same augmentation
+            self._objective[0].augment = augment
 
     # --- forward -------------------------------------------------------------------------------
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
@@ -373,12 +381,15 @@ class RepresentationExtractor(BaseFeaturesExtractor):
         return features
 
     def _attach(self) -> None:
-        """At the first training forward inside an SB3 algorithm's ``train()``: check the frame
-        layout against its env and bind the objectives to its optimisers (once per policy)."""
+        """When SB3's ``learn()`` (or ``train()``) first sets the policy's mode, before any env
+        step: one frame layout for env, extractors and replay buffer, and the objectives bound
+        to their optimisers (once per policy; failing that, at the first training forward)."""
         algorithm = find_algorithm(self)
         if algorithm is None:
+            if inside_sb3():  # SB3 trains it, yet its algorithm is not found: never silent
+                raise unbound_error()
             return  # called by hand: tried again at the next training forward
-        check_frame_channels_of_env(algorithm)
+        reconcile_frame_channels(algorithm)
         bind_policy(algorithm)
         for module in algorithm.policy.modules():
             if isinstance(module, RepresentationExtractor):
@@ -392,6 +403,11 @@ class RepresentationExtractor(BaseFeaturesExtractor):
             self._warned_unbound = True
             warn_unbound()
         self._record = (observations, view, features)
+
+    @property
+    def has_pending_record(self) -> bool:
+        """Whether a training forward is recorded and not yet used by the auxiliary loss."""
+        return self._record is not None
 
     def pop_record(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None:
         """The last training forward (observations, RL view or ``None``, features), then forget it.

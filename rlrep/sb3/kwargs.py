@@ -35,8 +35,9 @@ def policy_kwargs(
     aux_on_actor: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    """``policy_kwargs`` for SB3's SAC, TD3, DQN, PPO and A2C (``"CnnPolicy"``) that train an
-    rlrep encoder on augmented pixels with RL loss + ``aux_weight ×`` the method's loss.
+    """``policy_kwargs`` for SB3's SAC, TD3, DQN, PPO, A2C and sb3-contrib's TQC, QR-DQN
+    (``"CnnPolicy"``) that train an rlrep encoder on augmented pixels with RL loss +
+    ``aux_weight ×`` the method's loss.
 
     ``SAC("CnnPolicy", env, policy_kwargs=policy_kwargs(method="curl", augmentation="crop"))``
 
