@@ -79,9 +79,7 @@ class ATCSAC(PixelSAC):
             hidden_dim=cfg.atc_hidden_dim,
             momentum=cfg.atc_momentum,
         )
-        # Registered on the policy, so ATC's heads and target are saved with the model.
-        self.policy.objective = AuxObjective(self.shift, atc).to(self.device)
-        self.objective = self.policy.objective
+        self.register_objective(AuxObjective(self.shift, atc))  # saved with the model
         self.atc_optimizer = torch.optim.Adam(
             [p for p in atc.parameters() if p.requires_grad], lr=cfg.atc_lr
         )

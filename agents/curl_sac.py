@@ -69,9 +69,9 @@ class CURLSAC(PixelSAC):
         cfg = self.config
         # The key encoder is the critic target's: it follows the critic encoder with τ = 0.05.
         curl = CURL(self.encoder, target_encoder=self.target_encoder)
-        # Registered on the policy, so W is saved with the model.
-        self.policy.objective = AuxObjective(RandomCrop(cfg.crop_size), curl).to(self.device)
-        self.objective = self.policy.objective
+        self.register_objective(
+            AuxObjective(RandomCrop(cfg.crop_size), curl)
+        )  # saved with the model
         self.encoder_optimizer = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr)
         curl_params = [curl.W] + (
             list(self.encoder.parameters()) if cfg.double_encoder_step else []

@@ -202,6 +202,30 @@ class PixelSAC(SAC):
         self._encoder_params = list(self.encoder.parameters())
         self._target_encoder_params = list(self.target_encoder.parameters())
 
+    def register_objective(self, objective: nn.Module) -> None:
+        """``self.objective`` = ``objective``, registered on the policy so that its heads and
+        targets are saved with the model, but without a second copy of the encoder it trains:
+        its entries that are the critic's tensors leave the policy's state dict and are filled
+        back from the critic's on load."""
+        self.policy.objective = objective.to(self.device)
+        self.objective = self.policy.objective
+        state = self.policy.state_dict(keep_vars=True)
+        owner = {id(t): k for k, t in state.items() if not k.startswith("objective.")}
+        aliases = {k: owner[id(t)] for k, t in state.items()
+                   if k.startswith("objective.") and id(t) in owner}  # fmt: skip
+
+        def drop(module, state_dict, prefix, local_metadata) -> None:
+            for alias in aliases:
+                state_dict.pop(prefix + alias, None)
+
+        def fill(module, state_dict, prefix, *args) -> None:
+            for alias, source in aliases.items():
+                if prefix + source in state_dict:
+                    state_dict.setdefault(prefix + alias, state_dict[prefix + source])
+
+        self.policy.register_state_dict_post_hook(drop)
+        self.policy.register_load_state_dict_pre_hook(fill)
+
     def _excluded_save_params(self) -> list[str]:
         own = ["encoder", "target_encoder", "_q_params", "_target_q_params", "_encoder_params",
                "_target_encoder_params", *self.unsaved_attributes, *self.extra_optimizers]  # fmt: skip

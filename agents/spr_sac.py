@@ -64,9 +64,7 @@ class SPRSAC(PixelSAC):
             hidden_dim=cfg.spr_hidden_dim,
             momentum=cfg.spr_momentum,
         )
-        # Registered on the policy, so SPR's heads and targets are saved with the model.
-        self.policy.objective = AuxObjective(self.shift, spr).to(self.device)
-        self.objective = self.policy.objective
+        self.register_objective(AuxObjective(self.shift, spr))  # saved with the model
         # The encoder is stepped by the critic's optimiser; this one steps SPR's heads.
         encoder_params = {id(p) for p in self.encoder.parameters()}
         heads = [p for p in spr.parameters() if p.requires_grad and id(p) not in encoder_params]

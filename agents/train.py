@@ -102,9 +102,11 @@ def _cuda() -> bool:
 
 
 def _non_finite(model: BaseAlgorithm) -> str | None:
-    """The first logged training loss or policy parameter that is not finite, or None."""
+    """The first logged training loss or metric (``train/``, the plug-in's ``aux/``) or policy
+    parameter that is not finite, or None."""
     for key, value in model.logger.name_to_value.items():
-        if key.startswith("train/") and isinstance(value, float) and not math.isfinite(value):
+        logged = key.startswith(("train/", "aux/")) and isinstance(value, float)
+        if logged and not math.isfinite(value):
             return f"{key} = {value}"
     import torch
 

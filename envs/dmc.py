@@ -21,39 +21,10 @@ import numpy as np
 
 from rlrep.envs.distractions import Distraction, check_distraction, make_distraction
 from rlrep.envs.rendering import RenderingUnavailableError, ensure_rendering_backend
+from rlrep.gym_ids import DMC_TASKS
 
 __all__ = ["CURL_TASKS", "DMC_TASKS", "DMCEnv", "default_action_repeat", "make_dmc"]
 
-# Every task of dm_control.suite (1.0.x) as "domain-task"; kept here so that registering them
-# does not import MuJoCo (whose rendering backend is fixed at import).
-DMC_TASKS: tuple[str, ...] = tuple(
-    f"{domain}-{task}"
-    for domain, tasks in (
-        ("acrobot", ("swingup", "swingup_sparse")),
-        ("ball_in_cup", ("catch",)),
-        (
-            "cartpole",
-            ("balance", "balance_sparse", "swingup", "swingup_sparse", "two_poles", "three_poles"),
-        ),
-        ("cheetah", ("run",)),
-        ("dog", ("stand", "walk", "trot", "run", "fetch")),
-        ("finger", ("spin", "turn_easy", "turn_hard")),
-        ("fish", ("upright", "swim")),
-        ("hopper", ("stand", "hop")),
-        ("humanoid", ("stand", "walk", "run", "run_pure_state")),
-        ("humanoid_CMU", ("stand", "walk", "run")),
-        ("lqr", ("lqr_2_1", "lqr_6_2")),
-        ("manipulator", ("bring_ball", "bring_peg", "insert_ball", "insert_peg")),
-        ("pendulum", ("swingup",)),
-        ("point_mass", ("easy", "hard")),
-        ("quadruped", ("walk", "run", "escape", "fetch")),
-        ("reacher", ("easy", "hard")),
-        ("stacker", ("stack_2", "stack_4")),
-        ("swimmer", ("swimmer6", "swimmer15")),
-        ("walker", ("stand", "walk", "run")),
-    )
-    for task in tasks
-)
 
 #: The six tasks of the CURL / DrQ benchmark.
 CURL_TASKS = (

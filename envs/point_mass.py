@@ -56,6 +56,9 @@ class PointMassPixels(gym.Env):
         self.max_speed, self.from_pixels, self.render_mode = max_speed, from_pixels, render_mode
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
         self.state_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
+        #: The name of each entry of ``info["state"]`` (as :class:`~rlrep.envs.DMCEnv`'s): all
+        #: positions, so the probes group them with DMC's positions.
+        self.state_keys = ("position", "position", "target_position", "target_position")
         if from_pixels:
             shape = (3 * frame_stack, image_size, image_size)
             self.observation_space = gym.spaces.Box(0, 255, shape, dtype=np.uint8)

@@ -6,11 +6,12 @@ SimSiam, Barlow Twins, VICReg with their heads and momentum targets), :mod:`rlre
 (pixel encoders) and :mod:`rlrep.metrics` (representation health).
 
 ``import rlrep`` registers rlrep's gymnasium ids (``dmc/<task>-v0``, ``rlrep/PointMassPixels-v0``)
-with import-path entry points, so ``gymnasium.make("rlrep:dmc/cartpole-swingup-v0")`` works in a
-fresh interpreter; no environment code (and no MuJoCo) is imported until an env is made.
+with import-path entry points (:mod:`rlrep.gym_ids`), so
+``gymnasium.make("rlrep:dmc/cartpole-swingup-v0")`` works in a fresh interpreter; it imports
+neither :mod:`rlrep.envs` nor :mod:`rlrep.agents` (nor MuJoCo) until an env or agent is made.
 """
 
-from rlrep.envs.registration import register_envs as _register_envs
+from rlrep.gym_ids import register_envs as _register_envs
 
 __version__ = "0.1.0"
 

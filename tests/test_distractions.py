@@ -140,8 +140,7 @@ def _floor_mask(physics, seg):
 @pytest.mark.parametrize("mode", ["video_easy", "video_hard"])
 def test_video_replaces_exactly_the_background(mode, task):
     env, clean = make(mode, task=task), make(task=task)
-    physics = clean.unwrapped._env.physics
-    physics.model.vis.quality.offsamples = 0  # as the video env renders: no blended edges
+    physics = clean.unwrapped._env.physics  # the clean env as it is (multisampling on)
     observations = []
     for t, act in enumerate(actions(4, dim=env.action_space.shape[0])):
         obs, clean_obs = (env.reset()[0], clean.reset()[0]) if t == 0 else (

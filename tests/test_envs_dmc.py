@@ -160,7 +160,7 @@ def test_no_backend_gives_a_clear_error(monkeypatch):
 @pytest.mark.parametrize("close", [True, False])
 def test_backend_chosen_when_unset_and_clean_interpreter_exit(close):
     code = (
-        "import os, envs\n"
+        "import os\nfrom rlrep import envs\n"
         "envs.make_dmc('cartpole-swingup', from_pixels=False)\n"  # a state env first: no GLFW
         "env = envs.make_dmc('cartpole-swingup', image_size=16, seed=0)\n"
         "env.reset(); env.step(env.action_space.sample())\n"

@@ -146,6 +146,25 @@ def test_bad_shapes_raise_value_error(call):
         call()
 
 
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), True, "1"])
+def test_redundancy_loss_weights_must_be_finite_and_non_negative(bad):
+    import rlrep.methods as M
+    from rlrep.encoders import make
+
+    z = rand()
+    encoder = make("curl", (9, 24, 24), num_filters=4, num_layers=2)
+    for name, call in [
+        ("lambd", lambda: L.barlow_twins(z, z, lambd=bad)),
+        ("sim_weight", lambda: L.vicreg(z, z, sim_weight=bad)),
+        ("var_weight", lambda: L.vicreg(z, z, var_weight=bad)),
+        ("cov_weight", lambda: L.vicreg(z, z, cov_weight=bad)),
+        ("lambd", lambda: M.make("barlow_twins", encoder, lambd=bad)),  # at construction
+        ("cov_weight", lambda: M.make("vicreg", encoder, cov_weight=bad)),
+    ]:
+        with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+            call()
+
+
 def np_sup_con(z, labels, t):
     """SupCon L_out (Khosla et al. 2020, Eq. 2) as a loop over anchors and positives."""
     z = unit(z)

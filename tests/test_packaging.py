@@ -88,3 +88,14 @@ def test_module_colon_id_resolves_in_a_fresh_interpreter():
         " all(gym.spec(E.dmc_id(t)).entry_point == 'rlrep.envs.dmc:DMCEnv' for t in E.DMC_TASKS))"
     )
     assert run_installed(code).strip() == "(9, 24, 24) 2 False True"
+
+
+def test_import_rlrep_imports_neither_agents_nor_envs_yet_registers_the_ids():
+    code = (
+        "import sys, gymnasium as gym, rlrep\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('rlrep.envs', 'rlrep.agents'))))\n"
+        "print(gym.spec('dmc/walker-walk-v0').entry_point)\n"
+        "env = gym.make('rlrep/PointMassPixels-v0', image_size=16)\n"
+        "print('rlrep.envs.point_mass' in sys.modules)\n"
+    )
+    assert run_installed(code).split("\n")[:3] == ["[]", "rlrep.envs.dmc:DMCEnv", "True"]

@@ -3,6 +3,7 @@ point, config checks, the lock, loud numerics, safe loading, sizes that follow t
 
 import csv
 import json
+import math
 import os
 import pickle
 import shutil
@@ -296,6 +297,16 @@ def test_every_agent_stops_divergence_with_the_designed_message(tmp_path, agent,
         train("point_mass_pixels", agent=agent, out=tmp_path / "run", **RUN, **kw)
 
 
+def test_a_non_finite_auxiliary_metric_stops_the_run(tmp_path, monkeypatch):
+    # ppo-aux logs the plug-in's aux/* keys; a NaN there (parameters still finite) stops it too.
+    from rlrep.objective import AuxObjective
+
+    pop = AuxObjective.pop_metrics
+    monkeypatch.setattr(AuxObjective, "pop_metrics", lambda self: {**pop(self), "loss": math.nan})
+    with pytest.raises(FloatingPointError, match=r"diverged at agent step \d+ .*aux/loss = nan"):
+        train("point_mass_pixels", agent="ppo-aux", out=tmp_path / "run", **RUN, **PPO_TINY)
+
+
 def _truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -451,3 +462,38 @@ def test_evaluation_is_seeded(tmp_path):
     model.num_timesteps += 1  # a new checkpoint name
     second = run.evaluate_and_checkpoint(model)
     assert first["mean_return"] == second["mean_return"] and first["std_return"] > 0
+
+
+@pytest.mark.parametrize(
+    ("agent", "kw"), [("curl-sac", TINY), ("atc-sac", ATC_TINY), ("spr-sac", SPR_TINY)]
+)
+def test_an_agent_saves_each_tensor_once_and_loads_back(tmp_path, agent, kw):
+    # The objective is registered on the policy (heads, targets saved) but its encoder is the
+    # critic's: saved under the critic's name only, and filled back from it on load.
+    from rlrep.agents.train import build_agent
+
+    model, _ = build_agent(agent, "point_mass_pixels", 0, "cpu", kw)
+    policy = model.get_parameters()["policy"]
+    tensors = [t for t in _tensors(policy) if t.numel()]
+    storages = {t.data_ptr(): t.numel() for t in tensors}
+    assert sum(t.numel() for t in tensors) == sum(storages.values())
+    assert not any(k.startswith("objective.method.encoder.") for k in policy)
+    model.save(tmp_path / "model.zip")
+    loaded = type(model).load(tmp_path / "model.zip", env=model.get_env())
+    saved, back = model.policy.state_dict(), loaded.policy.state_dict()
+    assert saved.keys() == back.keys()
+    assert all(torch.equal(a, b) for a, b in zip(_tensors(saved), _tensors(back), strict=True))
+    online, reloaded = model.objective.method.encoder, loaded.objective.method.encoder
+    assert all(torch.equal(a, b) for a, b in zip(online.state_dict().values(),
+                                                  reloaded.state_dict().values(), strict=True))  # fmt: skip
+
+
+def _tensors(state):
+    """Every tensor in a nested state (state dicts hold extra state as dicts)."""
+    if torch.is_tensor(state):
+        return [state]
+    if isinstance(state, dict):
+        return [t for value in state.values() for t in _tensors(value)]
+    if isinstance(state, (list, tuple)):
+        return [t for value in state for t in _tensors(value)]
+    return []

@@ -7,7 +7,7 @@ import numbers
 
 import torch
 
-__all__ = ["check_pair", "check_temperature"]
+__all__ = ["check_loss_weights", "check_pair", "check_temperature"]
 
 
 def check_pair(
@@ -39,3 +39,12 @@ def check_temperature(temperature: float, fn: str) -> None:
             f"{fn}: temperature must be a finite number > 0, got {temperature!r}; "
             "typical values are 0.1–0.5 (SimCLR 0.5, MoCo v2 0.2; 1 for CURL)"
         )
+
+
+def check_loss_weights(fn: str, **weights: float) -> None:
+    """``ValueError`` naming the term unless every weight is a finite number >= 0 (a negative
+    one rewards what its term penalises: correlated or collapsed dimensions)."""
+    for name, value in weights.items():
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (ok and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{fn}: {name} must be a finite number >= 0, got {value!r}")

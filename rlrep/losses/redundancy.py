@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rlrep.losses.checks import check_loss_weights
+
 __all__ = ["barlow_twins", "off_diagonal", "vicreg"]
 
 
@@ -36,6 +38,7 @@ def barlow_twins(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -> tor
     :return: scalar loss.
     """
     _check(z1, z2, "barlow_twins")
+    check_loss_weights("barlow_twins", lambd=lambd)
     n = z1.shape[0]
     c = (
         F.batch_norm(z1, None, None, training=True).T
@@ -65,6 +68,8 @@ def vicreg(
     :return: scalar loss.
     """
     _check(z1, z2, "vicreg")
+    check_loss_weights("vicreg", sim_weight=sim_weight, var_weight=var_weight,
+                       cov_weight=cov_weight)  # fmt: skip
     n, d = z1.shape
     invariance = F.mse_loss(z1, z2)
     z1, z2 = z1 - z1.mean(dim=0), z2 - z2.mean(dim=0)

@@ -15,7 +15,7 @@ from rlrep.losses import (
     sup_con,
     vicreg,
 )
-from rlrep.losses.checks import check_temperature
+from rlrep.losses.checks import check_loss_weights, check_temperature
 from rlrep.methods.base import AuxOutput, Method, features_dim_of, view_metrics
 from rlrep.methods.heads import mlp
 from rlrep.metrics import info_nce_bound
@@ -114,6 +114,7 @@ class BarlowTwins(_SharedProjection):
         gather_distributed: bool = False,
     ) -> None:
         projector = mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3)
+        check_loss_weights("BarlowTwins", lambd=lambd)  # before any step
         super().__init__(encoder, projector, gather_distributed)
         self.lambd = lambd
 
@@ -148,6 +149,8 @@ class VICReg(_SharedProjection):
         gather_distributed: bool = False,
     ) -> None:
         projector = mlp(features_dim_of(encoder), hidden_dim, out_dim, num_layers=3)
+        check_loss_weights("VICReg", sim_weight=sim_weight, var_weight=var_weight,
+                           cov_weight=cov_weight)  # fmt: skip
         super().__init__(encoder, projector, gather_distributed)
         self.weights = (sim_weight, var_weight, cov_weight)
 

@@ -53,21 +53,16 @@ class ProbeSet:
 def env_state_groups(env: gym.Env) -> dict[str, list[int]]:
     """Indices of ``info["state"]`` that are positions and velocities, where the env names them.
 
-    - an env with ``state_keys`` (one observation key per state entry, as
-      :class:`~rlrep.envs.DMCEnv`): :func:`rlrep.probes.state_groups` of them (velocities: the
-      keys naming one; positions: the rest), as the pretraining probes group them;
-    - :class:`~rlrep.envs.PointMassPixels`: its state ``(x, y, target_x, target_y)`` is positions;
+    - an env with ``state_keys`` (one name per state entry, as :class:`~rlrep.envs.DMCEnv`'s
+      observation keys and :class:`~rlrep.envs.PointMassPixels`'): :func:`rlrep.probes.state_groups`
+      of them (velocities: the keys naming one; positions: the rest), as the pretraining probes
+      group them;
     - anything else: no groups (only the overall R²).
     """
-    from rlrep.envs import PointMassPixels  # rlrep.envs imports nothing heavy until an env is made
-
-    unwrapped = env.unwrapped
-    keys = getattr(unwrapped, "state_keys", None)
-    if keys is not None:
-        return {name: idx.tolist() for name, idx in state_groups(keys).items()}
-    if isinstance(unwrapped, PointMassPixels):
-        return {"position": list(range(unwrapped.state_space.shape[0]))}
-    return {}
+    keys = getattr(env.unwrapped, "state_keys", None)
+    if keys is None:
+        return {}
+    return {name: idx.tolist() for name, idx in state_groups(keys).items()}
 
 
 def collect_probe_set(
