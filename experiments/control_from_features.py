@@ -340,6 +340,9 @@ def main() -> None:
     parser.add_argument("--final-episodes", type=int, default=10, help="the last evaluation's")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("experiments/results/control"))
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: the table, time split and plot of every run of "
+                        "--tasks in OUT/runs.csv")  # fmt: skip
     args = parser.parse_args()
     # One intra-op thread per process (set before a worker imports torch), headless rendering.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -352,6 +355,9 @@ def main() -> None:
         with open(csv_path, newline="") as f:
             done = list(csv.DictReader(f))
     key = lambda r: (r["task"], r["row"], int(r["seed"]), int(r["frames"]))  # noqa: E731
+    if args.report:
+        report([r for r in done if r["task"] in args.tasks], args)
+        return
     have = {key(r) for r in done}
     jobs = jobs_of(args)
     todo = [j for j in jobs if (j["task"], j["row"], j["seed"], j["frames"]) not in have]
@@ -376,9 +382,17 @@ def main() -> None:
     wanted = {(j["task"], j["row"], j["seed"], j["frames"]) for j in jobs}
     rows = [r for r in done if key(r) in wanted]
     print(f"{(time.perf_counter() - start) / 60:.1f} min, {args.workers} workers × 1 thread")
+    report(rows, args)
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> None:
+    """The time split, the IQM table (printed) and ``control.png`` of ``rows``."""
+    if not rows:
+        raise SystemExit(f"no runs of {', '.join(args.tasks)} in {args.out / 'runs.csv'}")
     print(time_summary(rows))
-    table, estimates = iqm_table(rows, args.tasks)
-    plot(estimates, args.tasks, args.out / "control.png")
+    tasks = [t for t in args.tasks if any(r["task"] == t for r in rows)]
+    table, estimates = iqm_table(rows, tasks)
+    plot(estimates, tasks, args.out / "control.png")
     print(table)
 
 
