@@ -280,14 +280,20 @@ class PixelSAC(SAC):
             return rewards + (1 - dones) * self.gamma * (target_q - alpha * next_log_prob)
 
     def log_train(self, logs: dict[str, list[torch.Tensor]], objective: str | None = None) -> None:
-        """SB3's ``train/`` keys: the means of one ``train()`` call (one host sync per key),
-        and those of ``self.objective``'s metrics as ``train/<objective>_<metric>`` (its loss
-        is among ``logs`` as ``<objective>_loss``)."""
+        """Log the means of one ``train()`` call (one host sync per key): the RL losses under
+        SB3's ``train/`` keys, and the auxiliary objective's loss (``<objective>_loss`` among
+        ``logs``) and metrics as ``aux/loss``, ``aux/<metric>``: the names the SB3 plug-in and
+        ``rlrep pretrain`` log them under.
+
+        :param logs: per-step detached values of each key.
+        :param objective: the name of the auxiliary objective's loss key prefix (``"curl"``).
+        """
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", self.log_ent_coef.exp().item())
         for key, values in logs.items():
-            self.logger.record(f"train/{key}", torch.stack(values).float().mean().item())
+            name = "aux/loss" if objective and key == f"{objective}_loss" else f"train/{key}"
+            self.logger.record(name, torch.stack(values).float().mean().item())
         if objective is not None:  # accuracy, feature health
             for key, value in self.objective.pop_metrics().items():
                 if key != "loss":
-                    self.logger.record(f"train/{objective}_{key}", value)
+                    self.logger.record(f"aux/{key}", value)

@@ -7,6 +7,8 @@
       rlrep-run.json           the marker: kind "train", version, run id (written first)
       config.json              what the run was started with, and every change made on resume
       eval.csv                 one row per evaluation (rewritten from the latest checkpoint)
+      random_policy.json       a uniform random policy's return on the same evaluation episodes
+                               (written when a session ends; the reference line of a plot)
       logs/                    SB3's progress.csv (appended across resumes) and tensorboard events,
                                cut back on resume to what the checkpoint had logged
       checkpoints/<steps>/     state.json, weights.pt, arrays.npz, replay.npz (agent/run_state.py)
@@ -29,13 +31,14 @@ from typing import Any
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
 from rlrep.atomic import atomic_write, fsync_path
+from rlrep.run_logs import log_lengths, rewind_logs
 from rlrep.runs import MARKER, read_json, write_json
 
-__all__ = ["CHECKPOINT_FORMAT", "EVAL_FIELDS", "RunFolder"]
+__all__ = ["CHECKPOINT_FORMAT", "EVAL_FIELDS", "RANDOM_POLICY", "RunFolder"]
 
 CHECKPOINT_FORMAT = "rlrep-train/1"
-#: The tensorboard event files SB3's logger writes into ``logs/``.
-EVENTS = "events.out.tfevents.*"
+#: A uniform random policy's return on the run's evaluation episodes (``rlrep plot`` reads it).
+RANDOM_POLICY = "random_policy.json"
 EVAL_FIELDS = ["frames", "agent_steps", "mean_return", "std_return", "episodes", "wall_time"]
 
 
@@ -48,7 +51,7 @@ class RunFolder:
         self.config_path = self.out / "config.json"
 
     #: What a run writes here besides the lock and the marker.
-    NAMES = ("config.json", "checkpoints", "eval.csv", "logs", "model.zip")
+    NAMES = ("config.json", "checkpoints", "eval.csv", "logs", "model.zip", RANDOM_POLICY)
 
     def holds_run(self) -> bool:
         return any((self.out / name).exists() for name in self.NAMES)
@@ -60,7 +63,7 @@ class RunFolder:
             raise ValueError(f"{self.out} has no {MARKER}; only a run rlrep wrote is cleared")
         if self.latest() is not None:
             raise ValueError(f"{self.out} holds a checkpoint; it is never cleared")
-        for name in ("config.json", "eval.csv", "model.zip"):
+        for name in ("config.json", "eval.csv", "model.zip", RANDOM_POLICY):
             (self.out / name).unlink(missing_ok=True)
         for name in ("logs", "checkpoints"):
             shutil.rmtree(self.out / name, ignore_errors=True)
@@ -122,6 +125,12 @@ class RunFolder:
             writer.writeheader()
             writer.writerows(history)
 
+    def write_random_policy(self, mean: float, std: float, episodes: int, seed: int) -> None:
+        """:data:`RANDOM_POLICY`: uniform random actions' mean and std return over ``episodes``
+        evaluation episodes of seed ``seed`` (those every evaluation of the run replays)."""
+        record = {"mean_return": mean, "std_return": std, "episodes": episodes, "seed": seed}
+        write_json(self.out / RANDOM_POLICY, record)
+
     def read_config(self) -> dict[str, Any]:
         return read_json(self.config_path)
 
@@ -129,38 +138,15 @@ class RunFolder:
         write_json(self.config_path, config)
 
     def log_lengths(self) -> dict[str, int]:
-        """How far ``logs/`` reaches now, recorded in each checkpoint: the data rows of
-        ``progress.csv`` and the bytes of each tensorboard events file (SB3's logger flushes
-        both at every dump, so these are whole rows and whole records)."""
-        logs = self.out / "logs"
-        lengths = {}
-        if (logs / "progress.csv").exists():
-            with open(logs / "progress.csv") as f:
-                lengths["progress.csv"] = max(sum(1 for _ in f) - 1, 0)  # less the header
-        for events in sorted(logs.glob(EVENTS)):
-            lengths[events.name] = events.stat().st_size
-        return lengths
+        """How far ``logs/`` reaches now, recorded in each checkpoint (:func:`rlrep.run_logs.
+        log_lengths`; SB3's logger flushes both at every dump, so these are whole rows and
+        whole records)."""
+        return log_lengths(self.out / "logs")
 
     def rewind_logs(self, lengths: dict[str, int]) -> None:
         """Cut ``logs/`` back to a checkpoint's :meth:`log_lengths`, so that the steps redone
-        after a resume are logged once: ``progress.csv`` keeps its header and first rows, events
-        files keep their first bytes, and an events file that the checkpoint does not know (a
-        session that died before its first checkpoint) is removed. Other files are left alone."""
-        logs = self.out / "logs"
-        progress = logs / "progress.csv"
-        if progress.exists():
-            with open(progress) as f:
-                lines = f.readlines()
-            keep = lines[: 1 + lengths.get("progress.csv", 0)] if lines else []
-            if len(keep) < len(lines):
-                with atomic_write(progress) as f:
-                    f.writelines(keep)
-        for events in logs.glob(EVENTS):
-            if events.name not in lengths:
-                events.unlink()
-            elif events.stat().st_size > lengths[events.name]:
-                with open(events, "r+b") as f:
-                    f.truncate(lengths[events.name])
+        after a resume are logged once (:func:`rlrep.run_logs.rewind_logs`)."""
+        rewind_logs(self.out / "logs", lengths)
 
     def logger(self) -> Logger:
         """SB3's logger writing ``logs/progress.csv`` (appended to, never truncated) and

@@ -6,22 +6,25 @@ on an env reseeded identically at every evaluation, a row in ``eval.csv``, and a
 everything the run needs to continue bit for bit (:mod:`rlrep.agents.run_state`), written as one set
 (:mod:`rlrep.agents.run_folder`). ``--resume`` continues from it to the same evaluation returns as the
 uninterrupted run; a changed configuration is refused unless explicitly allowed, and recorded.
+When a session ends, a uniform random policy's return on the same evaluation episodes goes to
+``random_policy.json`` (the reference line of ``rlrep plot``), and a line names the outputs.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
 
 from rlrep.agents.config_checks import whole_rollouts
 from rlrep.agents.evaluation import Evaluation
 from rlrep.agents.run_folder import RunFolder
-from rlrep.agents.run_state import load_run_state, save_run_state
+from rlrep.agents.run_state import load_run_state
+from rlrep.agents.train_run import Progress as _Progress  # _Progress, _Run: tests patch them
+from rlrep.agents.train_run import Run as _Run
+from rlrep.agents.train_run import non_finite as _non_finite
 from rlrep.probes import resolve_device
 from rlrep.runs import (
     RunFolderError,
@@ -34,7 +37,7 @@ from rlrep.runs import (
     write_marker,
 )
 
-__all__ = ["AGENTS", "parse_frames", "train"]
+__all__ = ["AGENTS", "check_task", "parse_frames", "train"]
 
 AGENTS = ("curl-sac", "drq", "drqv2", "atc-sac", "spr-sac", "ppo-aux")
 
@@ -101,133 +104,31 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _non_finite(model: BaseAlgorithm) -> str | None:
-    """The first logged training loss or metric (``train/``, the plug-in's ``aux/``) or policy
-    parameter that is not finite, or None."""
-    for key, value in model.logger.name_to_value.items():
-        logged = key.startswith(("train/", "aux/")) and isinstance(value, float)
-        if logged and not math.isfinite(value):
-            return f"{key} = {value}"
-    import torch
-
-    params = dict(model.policy.named_parameters())
-    finite = torch.stack([torch.isfinite(p).all() for p in params.values()])
-    if not bool(finite.all()):
-        bad = next(name for name, ok in zip(params, finite.tolist(), strict=True) if not ok)
-        return f"parameter {bad} holds non-finite values"
-    return None
-
-
-class _Progress(BaseCallback):
-    """Between agent steps: evaluate and checkpoint when due, stop on non-finite numbers."""
-
-    def __init__(self, run: _Run) -> None:
-        super().__init__()
-        self.run = run
-
-    def _on_training_start(self) -> None:
-        from tqdm import tqdm
-
-        r = self.run
-        self.bar = tqdm(
-            total=r.frames,
-            initial=r.frames_done(self.num_timesteps),
-            unit="frame",
-            disable=not r.progress,
-        )
-
-    def _on_rollout_start(self) -> None:
-        # SB3 calls this before the next action is drawn: the previous step's transition is
-        # stored and its update done, so the checkpoint is the state between two steps.
-        r = self.run
-        r.check_finite(self.model)
-        frames = r.frames_done(self.num_timesteps)
-        self.bar.update(frames - self.bar.n)
-        if frames >= r.next_eval:
-            r.evaluate_and_checkpoint(self.model)
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_training_end(self) -> None:
-        self.bar.close()
-
-
-class _Run:
-    """Evaluation, history and checkpoints of one run."""
-
-    def __init__(self, folder: RunFolder, frames: int, repeat: int, eval_every: int,
-                 evaluation: Evaluation, progress: bool):  # fmt: skip
-        self.folder, self.frames, self.repeat = folder, frames, repeat
-        self.eval_every, self.evaluation, self.progress = eval_every, evaluation, progress
-        self.history: list[dict[str, Any]] = []
-        self.next_eval = eval_every
-        self.wall_time = 0.0
-        self.started = time.time()
-        self.last_checkpoint: tuple[Path, int] | None = None
-
-    def frames_done(self, agent_steps: int) -> int:
-        return agent_steps * self.repeat
-
-    def restore(self, state: dict[str, Any], checkpoint: Path) -> None:
-        self.history, self.wall_time = state["history"], state["wall_time"]
-        self.next_eval = (state["frames"] // self.eval_every + 1) * self.eval_every
-        self.last_checkpoint = (checkpoint, state["frames"])
-
-    def check_finite(self, model: BaseAlgorithm) -> None:
-        problem = _non_finite(model)
-        if problem is not None:
-            raise self.diverged(model, problem)
-
-    def diverged(self, model: BaseAlgorithm, problem: str) -> FloatingPointError:
-        """The error that stops a diverged run: the step, the problem, the likely cause and
-        the last good checkpoint."""
-        last = "none yet"
-        if self.last_checkpoint is not None:
-            last = f"{self.last_checkpoint[0]} ({self.last_checkpoint[1]} frames)"
-        return FloatingPointError(
-            f"training diverged at agent step {model.num_timesteps} "
-            f"({self.frames_done(model.num_timesteps)} frames): {problem}. Nothing was saved "
-            f"after it; the last good checkpoint is {last}. Lower the learning rate or check "
-            "the inputs, then start a new run or --resume from that checkpoint"
-        )
-
-    def evaluate_and_checkpoint(self, model: BaseAlgorithm) -> dict[str, Any]:
-        self.check_finite(model)
-        frames = self.frames_done(model.num_timesteps)
-        row = {"frames": frames, "agent_steps": model.num_timesteps,
-               **self.evaluation.evaluate(model),
-               "wall_time": round(self.wall_time + time.time() - self.started, 1)}  # fmt: skip
-        self.history.append(row)
-        model.logger.record("eval/mean_return", row["mean_return"])
-        for v in self.evaluation.variants:
-            model.logger.record(f"eval/mean_return_{v}", row[f"mean_return_{v}"])
-        model.logger.record("eval/frames", frames)
-        model.logger.dump(model.num_timesteps)
-        self.next_eval = (frames // self.eval_every + 1) * self.eval_every
-        state = {"frames": frames, "history": self.history, "wall_time": row["wall_time"],
-                 "logs": self.folder.log_lengths()}  # fmt: skip
-        path = self.folder.write_checkpoint(
-            f"{model.num_timesteps:09d}", lambda folder: save_run_state(model, folder), state
-        )
-        self.last_checkpoint = (path, frames)
-        self.folder.write_eval_csv(self.history)
-        if not self.progress:
-            variants = "".join(
-                f"  {v} {row[f'mean_return_{v}']:.1f}" for v in self.evaluation.variants
-            )
-            print(
-                f"frames {frames:>8d}  return {row['mean_return']:8.1f} ± {row['std_return']:.1f}"
-                + variants,
-                flush=True,
-            )
-        return row
-
-
 def _flat(config: dict[str, Any]) -> dict[str, Any]:
     """``overrides`` spread out as ``overrides.KEY``, so a change names the hyperparameter."""
     flat = {k: v for k, v in config.items() if k not in ("overrides", "changes")}
     return flat | {f"overrides.{k}": v for k, v in config["overrides"].items()}
+
+
+def check_task(task: str) -> None:
+    """``ValueError`` listing every valid name (the DMC tasks and the synthetic one) and the
+    closest ones, for a task :func:`rlrep.envs.make_env` does not know.
+
+    :param task: the ``--env`` value.
+    """
+    import difflib
+
+    from rlrep.envs import SYNTHETIC_TASK, TASKS
+
+    if task in TASKS:
+        return
+    close = difflib.get_close_matches(str(task), TASKS, n=3)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    dmc = [t for t in TASKS if t != SYNTHETIC_TASK]
+    raise ValueError(
+        f"unknown task {task!r}{hint}; --env takes a DMC task 'domain-task', one of "
+        f"{', '.join(dmc)}, or {SYNTHETIC_TASK} (synthetic, no MuJoCo: for smoke runs)"
+    )
 
 
 def _check_distractions(task: str, names: tuple[str, ...] | list[str]) -> None:
@@ -293,6 +194,7 @@ def train(
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
     resolve_device(device)  # a device this machine has (SB3 would fall back to the CPU)
+    check_task(task)
     _check_distractions(task, eval_distractions)
     folder = RunFolder(out)
     config = {
@@ -384,11 +286,19 @@ def train(
             run.evaluate_and_checkpoint(model)
         final = run.history[-1]
         random_mean, random_std = evaluation.random_policy(model.action_space)
+        folder.write_random_policy(random_mean, random_std, eval_episodes, evaluation.seed)
         evaluation.close()
     print(
         f"final evaluation after {final['frames']} frames: return {final['mean_return']:.1f} ± "
         f"{final['std_return']:.1f} over {final['episodes']} episodes (random policy on the "
         f"same episodes: {random_mean:.1f} ± {random_std:.1f})",
+        flush=True,
+    )
+    out, checkpoint = folder.out, run.last_checkpoint[0].relative_to(folder.out)
+    print(
+        f"run folder {out}: eval.csv ({len(run.history)} evaluations), random_policy.json, "
+        f"config.json, {checkpoint}, logs/ (progress.csv; tensorboard --logdir {out / 'logs'}); "
+        f"plot: rlrep plot {out}",
         flush=True,
     )
     return run.history

@@ -3,8 +3,9 @@ without running code, validating it, writing it atomically and rebuilding its en
 
 A checkpoint is a dict of tensors and plain containers — ``format``, ``config`` (JSON values,
 see :func:`plain_config`), ``encoder`` and ``method`` state dicts, ``optimizer`` state,
-``epoch`` and ``history`` — written by :func:`rlrep.pretrain.pretrain` and read by
-``rlrep probe`` (:func:`rlrep.probes.probe`) and ``rlrep.sb3.policy_kwargs(pretrained=...)``.
+``epoch``, ``history`` and ``logs`` (how far ``logs/`` reached) — written by
+:func:`rlrep.pretrain.pretrain` and read by ``rlrep probe`` (:func:`rlrep.probes.probe`) and
+``rlrep.sb3.policy_kwargs(pretrained=...)``.
 
 Guards (errors are ``ValueError``, which the CLI prints and exits 2 on):
 
@@ -92,11 +93,13 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     epoch: int,
     history: list[dict[str, float]],
+    logs: dict[str, int] | None = None,
 ) -> None:
     """Write the checkpoint of a run after ``epoch`` epochs to ``path`` atomically (temporary
     file, fsync, rename): :data:`CHECKPOINT_FORMAT`, the JSON ``config`` (see
-    :func:`plain_config`), the encoder's and the whole method's weights, the optimizer state and
-    the per-epoch ``history``."""
+    :func:`plain_config`), the encoder's and the whole method's weights, the optimizer state,
+    the per-epoch ``history`` and how far the run's ``logs/`` reached
+    (:func:`rlrep.run_logs.log_lengths`; a resumed run cuts them back to it)."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "config": config,
@@ -105,6 +108,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict(),
         "epoch": epoch,
         "history": history,
+        "logs": dict(logs or {}),
     }
     with atomic_write(path, "wb") as f:
         torch.save(state, f)

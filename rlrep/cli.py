@@ -1,5 +1,5 @@
-"""The ``rlrep`` command. Subcommands import what they need lazily (the core never imports
-``agents`` or ``envs`` at module level)."""
+"""The ``rlrep`` command (arguments: :mod:`rlrep.cli_parser`). Subcommands import what they need
+lazily (the core never imports ``agents`` or ``envs`` at module level)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         resume_if_exists=args.resume_if_exists,
         allow_config_change=args.allow_config_change,
         eval_every=args.eval_every,
+        crop_size=args.crop_size,
         method_kwargs=_pairs(args.set, "delta_t=3"),
     )
     return 0
@@ -179,188 +180,47 @@ def _literal(text: str):
     return text
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from rlrep.plotting import plot_runs
+
+    try:
+        result = plot_runs(args.runs, args.out, seed=args.seed, resamples=args.resamples)
+    except ImportError as err:  # matplotlib is an optional dependency
+        print(f"rlrep plot: {err}", file=sys.stderr)
+        return 2
+    for note in result.notes:
+        print(f"note: {note}")
+    for c in result.curves:
+        last = f"{c.mean[-1]:.4g} [{c.ci_low[-1]:.4g}, {c.ci_high[-1]:.4g}]"
+        random = "" if c.random_return is None else f"; random policy {c.random_return:.4g}"
+        points = f"{len(c.x)} point{'s' if len(c.x) > 1 else ''}"
+        print(f"{c.panel} | {c.label}: {points} to {c.xlabel} {c.x[-1]:g}, "
+              f"last {c.ylabel} {last} (mean [95% CI]){random}")  # fmt: skip
+    print(f"wrote {result.out}")
+    return 0
+
+
+COMMANDS = {
+    "train": _train,
+    "export": _export,
+    "pretrain": _pretrain,
+    "probe": _probe,
+    "plot": _plot,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    from rlrep.methods import METHODS  # torch only; names for --help
+    """Run ``rlrep`` with ``argv`` (default: the process's); the exit status: 0, 1 (a diverged
+    run, a full disk), 2 (bad input, with a one-line message).
 
-    parser = argparse.ArgumentParser(
-        prog="rlrep", description="Self-supervised representations for pixel-based RL."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an agent on a DMC task from pixels")
-    t.add_argument(
-        "--env", required=True, help="DMC task, e.g. cartpole-swingup (or point_mass_pixels)"
-    )
-    t.add_argument(
-        "--agent",
-        default="curl-sac",
-        help="curl-sac | drq | drqv2 | atc-sac | spr-sac | ppo-aux (rlrep.agents.AGENTS)",
-    )
-    t.add_argument(
-        "--steps", default="100k", help="environment frames, action repeat included (100k, 500k)"
-    )
-    t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--out", required=True, help="run folder (checkpoints, eval.csv, logs)")
-    t.add_argument(
-        "--eval-every", default="10k", help="frames between evaluations (and checkpoints)"
-    )
-    t.add_argument("--eval-episodes", type=int, default=10)
-    t.add_argument(
-        "--eval-distraction",
-        nargs="+",
-        default=[],
-        metavar="NAME",
-        help="also evaluate on these distracted variants of the task (rlrep.envs.DISTRACTIONS, "
-        "e.g. color_hard video_easy): eval.csv columns mean_return_NAME, std_return_NAME",
-    )
-    t.add_argument(
-        "--resume", action="store_true", help="continue the run in --out (it must have one)"
-    )
-    t.add_argument(
-        "--resume-if-exists",
-        action="store_true",
-        help="continue the run in --out if it has a checkpoint, else start it there",
-    )
-    t.add_argument(
-        "--allow-config-change",
-        action="store_true",
-        help="on resume, apply --set / evaluation values that differ from the stored run "
-        "(recorded in config.json with the step they took effect)",
-    )
-    t.add_argument("--device", default="auto")
-    t.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: torch's); results on the CPU depend on it",
-    )
-    t.add_argument("--no-progress", action="store_true", help="print evaluations instead of a bar")
-    t.add_argument(
-        "--set", nargs="*", metavar="KEY=VALUE", help="agent hyperparameters, e.g. batch_size=128"
-    )
-    t.set_defaults(func=_train)
+    :param argv: the arguments after ``rlrep``.
+    """
+    from rlrep.cli_parser import build_parser
 
-    e = sub.add_parser(
-        "export",
-        help="write SB3's model.zip of a train run from its latest checkpoint (for "
-        "CURLSAC.load / PPO.load and sharing; a run keeps one copy of its state, the checkpoint)",
-    )
-    e.add_argument("run", help="the --out folder of an rlrep train run")
-    e.add_argument("--to", default=None, help="where to write it (default: RUN/model.zip)")
-    e.add_argument("--device", default="auto")
-    e.set_defaults(func=_export)
-
-    p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder on images")
-    p.add_argument(
-        "--method",
-        default="simclr",
-        help=" | ".join(METHODS) + " (the temporal ones need a sequence dataset: dmc:TASK, npz)",
-    )
-    p.add_argument(
-        "--dataset",
-        default="digits",
-        help="digits | cifar10 | cifar100 | stl10 | folder:PATH | npz:PATH | dmc:TASK",
-    )
-    p.add_argument("--encoder", default="curl", help="curl | nature | impala | resnet18")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--out", required=True, help="folder for checkpoint.pt and config.json")
-    p.add_argument(
-        "--data-dir", default="data", help="where dataset files are (nothing is downloaded)"
-    )
-    p.add_argument(
-        "--augmentation",
-        default=None,
-        help="augment spec (default: simclr for images, crop for dmc)",
-    )
-    p.add_argument(
-        "--multi-crop",
-        default=None,
-        metavar="GxS,LxT",
-        help="multi-crop views, e.g. 2x32,4x16: 2 global crops of side 32 and 4 local ones of "
-        "side 16 (Caron et al. 2020), for swav, simclr, byol, simsiam",
-    )
-    p.add_argument(
-        "--image-size", type=int, default=64, help="side for folder: images and dmc: renders"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    p.add_argument(
-        "--resume-if-exists",
-        action="store_true",
-        help="continue the run in --out if it has a checkpoint, else start a new one",
-    )
-    p.add_argument(
-        "--allow-config-change",
-        action="store_true",
-        help="on --resume, apply a different --lr/--batch-size/process count (recorded in "
-        "config.json); method, dataset, encoder, augmentation, image size and seed never change",
-    )
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--amp",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="bfloat16 autocast (auto: on CUDA)",
-    )
-    p.add_argument(
-        "--eval-every",
-        type=int,
-        default=1,
-        metavar="N",
-        help="probe the encoder every N epochs and after the last (0: after the last only)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: torch's); results on the CPU depend on it",
-    )
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument(
-        "--set",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="options of the method (its constructor's, e.g. delta_t=3 for atc, queue_size=1024 "
-        "for moco); recorded in config.json",
-    )
-    p.set_defaults(func=_pretrain)
-
-    q = sub.add_parser("probe", help="kNN / linear / state-R² probes of a pretrained encoder")
-    q.add_argument("checkpoint")
-    q.add_argument("--dataset", default=None, help="default: the checkpoint's")
-    q.add_argument("--data-dir", default="data")
-    q.add_argument("--no-linear", action="store_true", help="skip the linear probe")
-    q.add_argument(
-        "--random-init",
-        action="store_true",
-        help="probe the run's initial (untrained) weights: the baseline pretraining is judged by",
-    )
-    q.add_argument("--device", default="auto")
-    q.add_argument(
-        "--invariance",
-        nargs="+",
-        default=[],
-        metavar="NAME",
-        help="instead of the dataset probes, compare the encoder's features of clean and "
-        "distracted renders of the same states of --task, one row per distraction "
-        "(rlrep.envs.DISTRACTIONS, e.g. color_hard video_easy): state R² of a probe fitted on "
-        "clean features, scored on clean and on distracted ones; alignment of the pairs, of "
-        "shuffled pairs, and invariance = 1 - alignment / alignment_shuffled",
-    )
-    q.add_argument("--task", default="cartpole-swingup", help="DMC task rendered for --invariance")
-    q.add_argument("--steps", type=int, default=1000, help="pairs of renders (random-policy steps)")
-    q.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the --invariance envs, random actions and probe split (seed S replays "
-        "the episodes of dmc: frames rendered with seed S; another seed gives unseen ones)",
-    )
-    q.set_defaults(func=_probe)
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        return COMMANDS[args.command](args)
     except FloatingPointError as err:  # training diverged; the last good checkpoint is named
         print(f"rlrep {args.command}: {err}", file=sys.stderr)
         return 1

@@ -18,8 +18,11 @@ exits 1):
 - One writer per ``out`` (:func:`rlrep.runs.run_lock`, rank 0); ``resume`` needs a checkpoint,
   ``resume_if_exists`` continues one if there is one and starts otherwise; a new run never
   overwrites a folder that holds one. A new run writes the marker ``rlrep-run.json`` (kind
-  ``pretrain``) first; a folder with another kind's marker, or with ``checkpoint.pt`` or
-  ``config.json`` but no marker, is refused (:func:`rlrep.runs.claim_run_folder`).
+  ``pretrain``) first; a folder with another kind's marker, or with ``checkpoint.pt``,
+  ``config.json`` or ``logs/`` but no marker, is refused (:func:`rlrep.runs.claim_run_folder`).
+- The logs (``logs/progress.csv``, tensorboard events; :mod:`rlrep.pretrain_log`) are written
+  and flushed before each checkpoint, which records how far they reached; a resumed run cuts
+  them back to it, a new run clears what a run stopped before its first checkpoint logged.
 - On resume the stored config is compared with the requested one. The run's identity — method,
   dataset, encoder, augmentation, their kwargs, image and view shape, seed — cannot change.
   :data:`CHANGEABLE_KEYS` (lr, batch size, world size) change only with
@@ -41,10 +44,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,15 @@ from rlrep.checkpoint import (  # CHECKPOINT_FORMAT, build_encoder: re-exported
 from rlrep.datasets import Dataset, DatasetError, load_dataset
 from rlrep.divergence import NonFiniteLossError, check_finite  # NonFiniteLossError: re-exported
 from rlrep.objective import AuxObjective
+from rlrep.pretrain_epoch import train_epoch as _train_epoch  # patched by the tests
+from rlrep.pretrain_log import PretrainLog
+from rlrep.pretrain_setup import (  # default_augmentation, check_takes_local_views: re-exported
+    batch_steps,
+    check_arguments,
+    check_takes_local_views,
+    default_augmentation,
+    make_augment,
+)
 from rlrep.probes import evaluate, probe, resolve_device  # probe: re-exported
 from rlrep.runs import (
     claim_run_folder,
@@ -81,13 +91,18 @@ __all__ = [
     "FREE_KEYS",
     "NonFiniteLossError",
     "build_encoder",
+    "check_takes_local_views",
+    "default_augmentation",
     "load_checkpoint",
     "pretrain",
     "probe",
 ]
 
-#: What a pretraining run writes in its folder besides the lock and the marker.
+#: What a pretraining run writes in its folder besides the lock, the marker and :data:`LOGS`.
 RUN_FILES = ("checkpoint.pt", "config.json")
+#: The logs' folder: a run stopped before its first checkpoint left nothing else, and a new run
+#: clears it (it is no run to resume); a folder without the marker that holds it is refused.
+LOGS = "logs"
 #: Config keys a resumed run may change only with ``allow_config_change`` (recorded).
 CHANGEABLE_KEYS = ("lr", "batch_size", "world_size")
 #: Config keys a resumed run may always change (recorded): ``epochs`` is the end point.
@@ -102,20 +117,6 @@ _PRINTED = (  # the history entries printed after each epoch
     "state_r2_position",
     "state_r2_velocity",
 )
-
-
-def default_augmentation(ds: Dataset) -> tuple[str, dict[str, Any]]:
-    """The SimCLR recipe for images (no blur below 64 px, as SimCLR on CIFAR); for DMC
-    observations DrQ's random shift, scaled to the side (±4 px at 84, ±3 at 64; one shift per
-    frame stack), whose deterministic view is the whole frame.
-
-    Not CURL's crop (100 → 84, i.e. 84% of the side): at 64 px it drops the frame's border,
-    where the cart of cartpole spends a fifth of a random episode, and its ±5 px jitter of
-    absolute position costs the state probes (``experiments/representation_benchmark.py``)."""
-    side = ds.image_shape[1]
-    if ds.name.startswith("dmc:"):
-        return "shift", {"pad": max(1, round(4 * side / 84))}
-    return "simclr", {"size": side, "blur_p": 0.5 if side >= 64 else 0.0}
 
 
 def pretrain(
@@ -141,8 +142,10 @@ def pretrain(
     resume_if_exists: bool = False,
     allow_config_change: bool = False,
     eval_every: int = 1,
+    crop_size: int | None = None,
 ) -> list[dict[str, float]]:
-    """Pretrain ``encoder`` with ``method`` on ``dataset``; return the per-epoch history.
+    """Pretrain ``encoder`` with ``method`` on ``dataset``; return the per-epoch history (the rows
+    of ``out/logs/progress.csv``, also logged to tensorboard there: :mod:`rlrep.pretrain_log`).
 
     :param epochs: the epoch the run ends at (a resumed run may extend it).
     :param batch_size: the global batch, at least 2 (every method learns from comparisons within
@@ -161,6 +164,10 @@ def pretrain(
         in the config's ``"changes"``); the run's identity can never change.
     :param eval_every: probe the encoder (:func:`rlrep.probes.evaluate`) after every
         ``eval_every``-th epoch and after the last; 0: after the last only.
+    :param crop_size: the ``size`` of the augmentation's crop (``crop``: the crop's side, at
+        most the images'; ``simclr``/``resized_crop``: the side views are resized to;
+        ``translate``: the canvas, at least the images'); ``None``: the recipe's (the default
+        simclr's is the images' side). Recorded in the config's ``augmentation_kwargs``.
     :raises RunFolderError: ``out`` is busy, holds a run and ``resume`` is False, holds no
         checkpoint to resume, or the requested config differs from the stored one.
     :raises NonFiniteLossError: the training diverged (the last good checkpoint is kept).
@@ -168,7 +175,7 @@ def pretrain(
     """
     from tqdm import tqdm
 
-    _check_arguments(epochs, batch_size, lr, seed)
+    check_arguments(epochs, batch_size, lr, seed)
     method_lib.check_options(method, method_kwargs or {})
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
@@ -182,6 +189,7 @@ def pretrain(
                 "larger --image-size or another --encoder"
             ) from None
     started_group = dist_lib.init_from_environment(dev)
+    log: PretrainLog | None = None
     try:
         rank, world = dist_lib.rank(), dist_lib.world_size()
         if world > 1 and dev.type == "cuda":
@@ -194,7 +202,7 @@ def pretrain(
         ckpt_path = out / "checkpoint.pt"
         with run_lock(out) if rank == 0 else contextlib.nullcontext():  # other ranks don't write
             # Refuses a folder another program or another kind of rlrep run wrote (no marker).
-            ours = rank > 0 or claim_run_folder(out, "pretrain", RUN_FILES)
+            ours = rank > 0 or claim_run_folder(out, "pretrain", (*RUN_FILES, LOGS))
             resuming = resume_decision(
                 has_checkpoint=ours and ckpt_path.exists(),
                 holds_run=ours and any((out / name).exists() for name in RUN_FILES),
@@ -202,21 +210,15 @@ def pretrain(
                 start_if_missing=resume_if_exists,
                 out=out,
             )
+            log = PretrainLog(out) if rank == 0 else None
             if not resuming and rank == 0:
                 write_marker(out, "pretrain")
+                log.clear()  # what a run stopped before its first checkpoint logged
             ckpt = load_checkpoint(ckpt_path, map_location=dev) if resuming else None
             ds = load_dataset(dataset, data_dir, image_size=image_size, seed=seed)
-            if augmentation is None:
-                augmentation, default_kwargs = default_augmentation(ds)
-                if multi_crop is not None:  # the multi-crop spec sets the sizes
-                    default_kwargs.pop("size", None)
-                augmentation_kwargs = {**default_kwargs, **(augmentation_kwargs or {})}
-            augmentation_kwargs = augmentation_kwargs or {}
-            if multi_crop is None:
-                augment = augment_lib.make(augmentation, **augmentation_kwargs)
-            else:
-                augment = augment_lib.multi_crop(multi_crop, augmentation, **augmentation_kwargs)
-            view_shape = tuple(augment.deterministic(ds.train[:1]).shape[1:])
+            augmentation, augmentation_kwargs, augment, view_shape = make_augment(
+                ds, augmentation, augmentation_kwargs, multi_crop, crop_size
+            )
             config = plain_config({
                 "method": method,
                 "dataset": dataset,
@@ -246,7 +248,7 @@ def pretrain(
                         f"{ckpt_path} is at epoch {start_epoch}, past --epochs {epochs}; pass "
                         f"--epochs {start_epoch} or more to continue it"
                     )
-            steps, batch_size = _steps(len(ds.train), batch_size, world, rank)
+            steps, batch_size = batch_steps(len(ds.train), batch_size, world, rank)
             torch.manual_seed(seed)  # the same initial weights on every rank
             net = encoder_lib.make(encoder, view_shape, **config["encoder_kwargs"])
             if isinstance(augment, augment_lib.MultiCrop):
@@ -266,6 +268,8 @@ def pretrain(
                 restore_training_state(ckpt, model, optimizer, ckpt_path)
                 for group in optimizer.param_groups:  # a changed lr (allowed above) takes effect
                     group["lr"] = lr
+                if log is not None:  # the logs of epochs after the checkpoint are redone
+                    log.rewind(ckpt.get("logs", {}))
             n = len(ds.train)
             for epoch in range(start_epoch, epochs):
                 t0 = time.time()
@@ -287,7 +291,13 @@ def pretrain(
                     step_losses /= world
                 check_finite(step_losses, model, optimizer, ckpt_path, epoch, epochs, lr)
                 seconds = round(time.time() - t0, 2)
-                row = {"epoch": epoch + 1, "loss": step_losses.mean().item(), "seconds": seconds}
+                done = history[-1].get("step", epoch * steps) if history else 0
+                row = {"epoch": epoch + 1, "step": done + steps, "loss": step_losses.mean().item(),
+                       "lr": optimizer.param_groups[0]["lr"], "seconds": seconds}  # fmt: skip
+                step_rows = _step_rows(step_losses, done, row["lr"], objective.method,
+                                       (epoch * steps, epochs * steps))  # fmt: skip
+                if step_rows[-1]["momentum"] is not None:  # a method with momentum targets
+                    row["momentum"] = step_rows[-1]["momentum"]
                 row["images_per_s"] = round(steps * batch_size / seconds, 1)
                 # The objective's own means over the epoch (this rank): accuracy, feature_std.
                 aux = objective.pop_metrics()
@@ -297,68 +307,38 @@ def pretrain(
                     continue
                 if epoch + 1 == epochs or (eval_every and (epoch + 1) % eval_every == 0):
                     row.update(evaluate(model.encoder, augment, ds, dev))
-                save_checkpoint(ckpt_path, config, model, optimizer, epoch + 1, history)
+                lengths = log.write_epoch(history, step_rows)  # logs first, then the checkpoint
+                save_checkpoint(ckpt_path, config, model, optimizer, epoch + 1, history, lengths)
                 write_json(out / "config.json", config)  # after the checkpoint it describes
                 metrics = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k in _PRINTED)
                 print(f"epoch {epoch + 1:3d}/{epochs}  {metrics}  ({seconds:.1f} s)", flush=True)
         if started_group:
             torch.distributed.barrier()
     finally:
+        if log is not None:
+            log.close()
         if started_group:
             torch.distributed.destroy_process_group()
+    if rank == 0:
+        print(
+            f"run folder {out}: checkpoint.pt (epoch {len(history)}), config.json, {LOGS}/ "
+            f"(progress.csv; tensorboard --logdir {out / LOGS}); plot: rlrep plot {out}",
+            flush=True,
+        )
     return history
 
 
-def _train_epoch(
-    trained: torch.nn.Module,
-    objective: AuxObjective,
-    optimizer: torch.optim.Optimizer,
-    ds: Dataset,
-    order: torch.Tensor,
-    steps: Iterable[int],
-    batch_size: int,
-    rank: int,
-    amp: bool,
-    aug_gen: torch.Generator,
-    schedule: tuple[int, int],
-) -> torch.Tensor:
-    """One epoch of optimizer steps over global batches of ``ds.train`` in ``order``, this rank
-    taking its slice of each (for a temporal method, the windows that start at those images);
-    the per-step losses, on the device (not checked here: no sync).
-    ``trained`` is ``objective`` or its DistributedDataParallel wrapper. ``schedule``: (steps
-    before this epoch, steps in the run), for the targets' momentum."""
-    local = batch_size // dist_lib.world_size()
-    dev = aug_gen.device
-    objective.train()
-    losses = []
-    for i in steps:
-        start = i * batch_size + rank * local
-        index = order[start : start + local]
-        if objective.temporal:
-            windows = [w if w is None else w.to(dev) for w in _windows(ds, index, objective)]
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-                result = trained(*windows, generator=aug_gen)
-        else:
-            views = objective.views(ds.train[index].to(dev, non_blocking=True), aug_gen)
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-                result = trained(views=views, index=index.to(dev))  # a memory bank's rows
-        optimizer.zero_grad(set_to_none=True)
-        result.loss.float().backward()
-        optimizer.step()
-        objective.update_targets(objective.method.momentum_at(schedule[0] + i, schedule[1]))
-        losses.append(result.loss.detach())
-    return torch.stack(losses)
-
-
-def _windows(
-    ds: Dataset, index: torch.Tensor, objective: AuxObjective
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """``(windows, actions, valid)`` starting at training images ``index`` (a window of one,
-    SAC-AE's, needs no time order)."""
-    horizon = objective.method.horizon
-    if horizon == 0:
-        return ds.train[index][:, None], None, None
-    return ds.sequences.windows(ds.train_index[index], horizon)
+def _step_rows(
+    losses: torch.Tensor, done: int, lr: float, method: method_lib.Method, schedule: tuple[int, int]
+) -> list[dict[str, float | None]]:
+    """What is logged of each optimiser step of an epoch (read after it, so no sync per step):
+    the steps done after it, its loss, the learning rate and the targets' momentum (``None``
+    without targets) of its update, from ``schedule`` as :func:`_train_epoch` steps them."""
+    return [
+        {"step": done + i + 1, "loss": loss, "learning_rate": lr,
+         "momentum": method.momentum_at(schedule[0] + i, schedule[1])}
+        for i, loss in enumerate(losses.tolist())
+    ]  # fmt: skip
 
 
 #: The options that count negatives kept from earlier batches, capped by default at a quarter of
@@ -393,49 +373,3 @@ def _dataset_kwargs(method: str, ds: Dataset, kwargs: dict[str, Any]) -> dict[st
     if cls.needs_actions:
         kwargs.setdefault("action_dim", ds.sequences.action_dim)
     return kwargs
-
-
-def check_takes_local_views(
-    encoder: torch.nn.Module, augment: augment_lib.MultiCrop, images: torch.Tensor, name: str
-) -> None:
-    """``ValueError`` naming the fix if ``encoder`` (``fixed_size``: a linear layer on flattened
-    conv maps) cannot encode the multi-crop's local views, which have another size."""
-    local = augment.local_augment.deterministic(images).shape[1:]
-    size = augment.deterministic(images).shape[1:]
-    if augment.num_local and local != size and getattr(encoder, "fixed_size", False):
-        raise ValueError(
-            f"encoder {name!r} takes {tuple(size)} views only, but the multi-crop's local views "
-            f"are {tuple(local)}; use --encoder resnet18 (global pooling takes any size) or "
-            f"local crops of the global side, e.g. '2x{size[-1]},4x{size[-1]}'"
-        )
-
-
-def _check_arguments(epochs: int, batch_size: int, lr: float, seed: int) -> None:
-    """``ValueError`` for settings that cannot train, before anything is loaded."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-        raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer of at least 1, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(
-            f"batch_size must be an integer of at least 2, got {batch_size!r}: every method "
-            "learns from comparisons within a batch (in-batch negatives for simclr/curl, "
-            "BatchNorm or batch statistics for the others); a batch larger than the training "
-            "set is clamped to it"
-        )
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-
-
-def _steps(n: int, batch_size: int, world: int, rank: int) -> tuple[int, int]:
-    """(steps per epoch, global batch): a batch larger than the ``n`` training images is clamped
-    to them (to a multiple of ``world``); the last partial batch is dropped."""
-    clamped = min(batch_size, n - n % world)
-    if clamped < 2 or clamped < world:
-        raise DatasetError(
-            f"the training split has {n} images; pretraining needs at least 2 (and one per "
-            f"process) for a batch of {batch_size}. Use a larger dataset"
-        )
-    if clamped < batch_size and rank == 0:
-        print(f"batch_size {batch_size} > {n} training images: using {clamped}", flush=True)
-    return n // clamped, clamped

@@ -195,3 +195,21 @@ def test_heads_start_from_curls_weight_init_and_log_std_mapping():
     x = m.actor.log_std(m.actor.latent_pi(features))
     torch.testing.assert_close(log_std, -10 + 6 * (torch.tanh(x) + 1))
     assert log_std.min() > -10 and log_std.max() < 2
+
+
+def test_training_logs_curl_under_aux_and_the_rl_losses_under_train(monkeypatch):
+    # One metric naming for the plug-in, the agents and pretraining: the auxiliary objective's
+    # values are aux/*, the RL losses train/*.
+    m = model(initial_steps=20)
+    losses, update_curl = [], m.update_curl
+
+    def recorded(anchor, positive):
+        losses.append(update_curl(anchor, positive))
+        return losses[-1]
+
+    monkeypatch.setattr(m, "update_curl", recorded)
+    m.learn(10, reset_num_timesteps=False)
+    keys = m.logger.name_to_value
+    assert {"aux/loss", "aux/accuracy", "train/critic_loss", "train/actor_loss"} <= set(keys)
+    assert not [k for k in keys if "curl" in k]
+    assert keys["aux/loss"] == pytest.approx(losses[-1].item())  # the last train() call's step

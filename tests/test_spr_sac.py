@@ -110,7 +110,8 @@ def test_training_logs_spr_and_saves_its_state(tmp_path):
     m = model(initial_steps=20)
     m.learn(10, reset_num_timesteps=False)
     keys = m.logger.name_to_value
-    assert {"train/spr_loss", "train/spr_cosine", "train/critic_loss"} <= set(keys)
+    assert {"aux/loss", "aux/cosine", "train/critic_loss"} <= set(keys)
+    assert not [k for k in keys if k.startswith("train/spr")]  # one naming: aux/*
     obs = m.replay_buffer.sample(4).observations.cpu().numpy()
     action = m.predict(obs, deterministic=True)[0]
     m.save(tmp_path / "spr.zip")

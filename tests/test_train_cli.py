@@ -1,6 +1,8 @@
 """``rlrep train``, the DMC benchmark runner and its report, on tiny budgets on the CPU."""
 
 import csv
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from rlrep.agents.train import parse_frames, train
+from rlrep.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -53,6 +56,69 @@ def test_help_names_every_agent():
 
     help_text = " ".join(rlrep("train", "--help").stdout.split())
     assert all(agent in help_text for agent in AGENTS)
+
+
+def test_every_flag_of_every_command_is_explained_and_shows_its_default(capsys):
+    from rlrep.cli_parser import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {"train", "export", "pretrain", "probe", "plot"}
+    for name, command in commands.items():
+        help_text = "".join(command.format_help().split())  # wrapped lines (and hyphens) joined
+        for action in command._actions:
+            flag = "/".join(action.option_strings) or action.dest
+            assert action.help, f"rlrep {name} {flag} has no help text"
+            default = action.default
+            if default in (None, False, [], "==SUPPRESS==") or "default" in action.help:
+                continue
+            shown = "".join(f"{action.help} (default: {default})".split())
+            assert shown in help_text, f"rlrep {name} {flag}: default {default!r} not shown"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    for text in ("--seed SEED seed of the run", "(default: 1)", "--eval-episodes EVAL_EPISODES",
+                 "--device DEVICE auto (CUDA if available)"):  # fmt: skip
+        assert text in printed
+
+
+def test_an_unknown_task_lists_every_valid_name_before_anything_runs(tmp_path):
+    from rlrep.envs import DMC_TASKS
+
+    with pytest.raises(ValueError) as err:
+        train("cartpole-swing", out=tmp_path / "r")
+    message = str(err.value)
+    assert message.startswith("unknown task 'cartpole-swing' (did you mean cartpole-swingup")
+    assert (
+        all(task in message for task in DMC_TASKS) and "or point_mass_pixels (synthetic" in message
+    )
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_the_bar_shows_the_latest_return_and_the_run_records_the_random_policy(tmp_path, capsys):
+    from rlrep.agents.evaluation import Evaluation
+    from rlrep.envs import make_env
+
+    out = tmp_path / "run"
+    history = train("point_mass_pixels", frames=60, seed=0, out=out, eval_every=20,
+                    eval_episodes=2, **TINY_KW)  # fmt: skip
+    captured = capsys.readouterr()
+    # After each evaluation during learning (the last comes after it, printed), its return.
+    shown = set(re.findall(r"eval_return=(-?\d+\.\d), at=(\d+) frames", captured.err))
+    rows = {(f"{h['mean_return']:.1f}", str(h["frames"])) for h in history}
+    assert shown <= rows and {"20", "40"} <= {frames for _, frames in shown}
+    # The random policy's return on the same seeded evaluation episodes, for plots.
+    evaluation = Evaluation(lambda d: make_env("point_mass_pixels", seed=10_000, image_size=100),
+                            [], 10_000, 2)  # fmt: skip
+    mean, std = evaluation.random_policy(make_env("point_mass_pixels").action_space)
+    recorded = json.loads((out / "random_policy.json").read_text())
+    assert recorded == {"mean_return": mean, "std_return": std, "episodes": 2, "seed": 10_000}
+    summary = captured.out.strip().splitlines()[-1]
+    assert summary.startswith(f"run folder {out}: eval.csv (3 evaluations)")
+    for name in ("random_policy.json", "config.json", "checkpoints/000000060", "logs/"):
+        assert name in summary and (out / name).exists()
+    assert f"tensorboard --logdir {out / 'logs'}" in summary and f"rlrep plot {out}" in summary
 
 
 def test_parse_frames():
@@ -120,7 +186,7 @@ def test_cli_runs_curl_sac_and_reports_errors(tmp_path):
     )
     assert "final evaluation after 40 frames" in result.stdout
     bad = rlrep("train", "--env", "cartpole-swing", "--out", str(tmp_path / "b"), check=False)
-    assert bad.returncode == 2 and "unknown DMC task" in bad.stderr
+    assert bad.returncode == 2 and "unknown task 'cartpole-swing'" in bad.stderr
     bad = rlrep(
         "train",
         "--env",
