@@ -95,6 +95,10 @@ CURL_SAC = CURLSACConfig()
 # Per-task differences from the defaults (Table 3); the action repeats of the same table live
 # with the environments (rlrep.envs.default_action_repeat), which apply them.
 _CURL_TASKS: dict[str, dict[str, Any]] = {"cheetah-run": {"lr": 2e-4}}
+# The synthetic task (40×40 frames, 50-step episodes) at a width a CPU trains in ~90 s (the
+# quick start): small nets, a short random phase, crops 40 → 32.
+_CURL_SYNTHETIC = {"image_size": 40, "crop_size": 32, "batch_size": 64, "initial_steps": 300,
+                   "hidden_dim": 64, "num_filters": 16, "buffer_size": 2000}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -353,7 +357,7 @@ SPR_SAC = SPRSACConfig()
 
 #: agent → (its defaults, per-task changes, the name its messages use).
 _PRESETS: dict[str, tuple[Any, dict[str, dict[str, Any]], str]] = {
-    "curl-sac": (CURL_SAC, _CURL_TASKS, "CURL-SAC"),
+    "curl-sac": (CURL_SAC, {**_CURL_TASKS, SYNTHETIC_TASK: _CURL_SYNTHETIC}, "CURL-SAC"),
     "drq": (DRQ, {}, "DrQ"),
     "drqv2": (DRQ_V2, _DRQV2_TASKS, "DrQ-v2"),
     "atc-sac": (ATC_SAC, _ATC_TASKS, "ATC-SAC"),

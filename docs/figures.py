@@ -1,12 +1,15 @@
-"""The documentation's figures, drawn at build time from committed files.
+"""The documentation's figures, drawn from committed files.
 
-- ``augmentations.png``: every augmentation of :data:`rlrep.augment.AUGMENTATIONS` applied
+Drawn at every build by the pages' code cells (myst-nb executes them; nothing is written into the
+source tree):
+
+- :func:`draw_augmentations`: every augmentation of :data:`rlrep.augment.AUGMENTATIONS` applied
   (seed 0) to real DMC frames kept in ``docs/data/dmc_frames.npz``;
-- ``learning_curves.png``: evaluation returns of every run under ``experiments/results/`` that
-  has an ``eval.csv`` (written by ``rlrep train``).
+- :func:`draw_learning_curves`: evaluation returns of every run under ``experiments/results/``
+  that has an ``eval.csv`` (written by ``rlrep train``).
 
 ``python docs/figures.py --render-frames`` re-renders the frames (needs MuJoCo); the build only
-reads them. Usage from ``conf.py``: :func:`draw_all` into ``docs/_generated/``.
+reads them.
 
 Committed figures, drawn on demand (they render MuJoCo scenes): ``--distractions`` writes
 ``docs/distractions.png`` (:func:`draw_distractions`), ``--curves PATH`` the learning curves of
@@ -42,7 +45,8 @@ def render_frames(steps: int = 20) -> None:
     np.savez_compressed(FRAMES, **frames)
 
 
-def draw_augmentations(path: Path) -> None:
+def draw_augmentations(path: Path | None = None):
+    """The figure; saved to ``path`` (and closed) when given."""
     import matplotlib.pyplot as plt
     import torch
 
@@ -63,11 +67,15 @@ def draw_augmentations(path: Path) -> None:
             if i == 0:
                 ax.set_title(name, fontsize=7)
     fig.tight_layout()
+    if path is None:
+        return fig
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return None
 
 
-def draw_learning_curves(path: Path) -> None:
+def draw_learning_curves(path: Path | None = None):
+    """The figure; saved to ``path`` (and closed) when given."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -83,8 +91,11 @@ def draw_learning_curves(path: Path) -> None:
     ax.set_ylabel("evaluation return")
     ax.legend(fontsize=7)
     fig.tight_layout()
+    if path is None:
+        return fig
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return None
 
 
 def draw_distractions(
@@ -119,15 +130,6 @@ def draw_distractions(
     plt.close(fig)
 
 
-def draw_all(out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    out.mkdir(exist_ok=True)
-    draw_augmentations(out / "augmentations.png")
-    draw_learning_curves(out / "learning_curves.png")
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--render-frames", action="store_true")
@@ -144,5 +146,5 @@ if __name__ == "__main__":
             draw_distractions(DOCS / "distractions.png")
         if args.curves:
             draw_learning_curves(args.curves)
-    else:
-        draw_all(DOCS / "_generated")
+    elif not args.render_frames:
+        parser.error("nothing to do: give --render-frames, --distractions or --curves PATH")

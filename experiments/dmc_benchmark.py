@@ -22,6 +22,7 @@ import argparse
 import csv
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -175,19 +176,23 @@ def main() -> None:
         print(f"submitted {len(submitted)} jobs: {[j.job_id for j in submitted]}")
         return
 
+    printing = threading.Lock()  # print() writes the line and its newline apart: one at a time
+
     def launch(job) -> tuple[str, int]:
         name, path, cmd = job
-        print(f"start    {name}", flush=True)
+        with printing:
+            print(f"start    {name}", flush=True)
         return name, run_local(cmd, path / "train.log")
 
     with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each run is its own process
         failures = 0
         for name, code in pool.map(launch, jobs):
-            print(
-                f"{'finished' if code == 0 else 'FAILED  '} {name}"
-                + ("" if code == 0 else f" (exit {code}, see train.log)"),
-                flush=True,
-            )
+            with printing:
+                print(
+                    f"{'finished' if code == 0 else 'FAILED  '} {name}"
+                    + ("" if code == 0 else f" (exit {code}, see train.log)"),
+                    flush=True,
+                )
             failures += code != 0
     sys.exit(1 if failures else 0)
 

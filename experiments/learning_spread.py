@@ -2,7 +2,10 @@
 
 Trains each configuration of the learning tests (``tests/test_sb3_learning.py`` and the stock-SB3
 learning tests of ``tests/test_point_mass.py``; the builders are taken from those modules, so
-the configurations cannot drift apart) with each training seed, evaluates every model exactly as
+the configurations cannot drift apart), and SAC with each method over time as its auxiliary loss
+(``sac-atc``, ``sac-spr``, ``sac-cpc``, ``sac-sac_ae``, ``sac-time_sup_con``; no test: SAC
+learns this task without an auxiliary loss, so their returns say the wiring trains, not that the
+objective helps) with each training seed, evaluates every model exactly as
 the tests do (20 episodes whose start states come from the test module's ``EVAL_SEED``; each
 model is evaluated twice to show the number is reproducible), and prints the returns per seed
 with min / mean / max, the seconds per training run, and a uniform random policy's score on the
@@ -27,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests package
 
-from tests import test_point_mass, test_sb3_learning
+from tests import test_learning_over_time, test_point_mass, test_sb3_learning
 
 # name: (test module with make_env / evaluate / EVAL_SEED, builder(seed) -> trained model, test)
 CONFIGS = {
@@ -51,6 +54,16 @@ CONFIGS = {
         test_point_mass.train_stock_ppo,
         "test_stock_sb3_ppo_learns_from_pixels",
     ),
+    # SAC with each method over time: measured here, not tested (SAC learns the task without an
+    # auxiliary loss; tests/test_state_probe.py checks that an objective works).
+    **{
+        f"sac-{method}": (
+            test_sb3_learning,
+            lambda seed, method=method: test_learning_over_time.train_sac_over_time(method, seed),
+            "none (tests/test_learning_over_time.py:train_sac_over_time)",
+        )
+        for method in test_learning_over_time.METHODS_OVER_TIME
+    },
 }
 
 

@@ -15,7 +15,7 @@ __all__ = ["alignment", "effective_rank", "feature_std", "info_nce_bound", "unif
 def feature_std(features: torch.Tensor) -> torch.Tensor:
     """Std over the batch of L2-normalised features, averaged over dimensions, times √D
     (SimSiam, Chen & He 2021, §4.1): ≈ 1 for i.i.d. Gaussian features, 0 at collapse. Untrained
-    encoders on similar RL frames already read 0.01–0.4 (README, ``experiments/aux_scales.py``):
+    encoders on similar RL frames already read 0.01–0.4 (docs/benchmarks.md, ``experiments/aux_scales.py``):
     compare a run with its encoder's random-init value, and with :func:`effective_rank`.
 
     :param features: ``(N, D)``. :return: scalar tensor (no host sync).

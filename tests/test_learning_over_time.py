@@ -1,5 +1,9 @@
-"""The agents of issue 13 (DrQ, DrQ-v2, ATC-SAC, SPR-SAC) and the methods over time (ATC, SPR, CPC,
-SAC-AE, time SupCon as SAC's auxiliary loss) learn the synthetic pixel task within a CI budget.
+"""The agents of issue 13 (DrQ, DrQ-v2, ATC-SAC, SPR-SAC) learn the synthetic pixel task within a
+CI budget. The methods over time (ATC, SPR, CPC, SAC-AE, time SupCon) as SAC's auxiliary loss are
+trained by :func:`train_sac_over_time` from ``experiments/learning_spread.py --configs sac-atc
+...``, not here: SAC learns this task without any auxiliary loss, so such a test passes with the
+objective broken (tests/test_state_probe.py is the one that fails then), and five of them took
+~7 CPU-minutes of the suite.
 
 Every model is scored on the same 20 seeded evaluation episodes (``test_sb3_learning.evaluate``;
 a uniform random policy: −41.0 there). Budgets are small (≤ 1200 agent steps, 8 conv filters,
@@ -40,9 +44,13 @@ def test_agent_beats_random(name):
 METHOD_OPTIONS = {"spr": {"steps": 3}, "cpc": {"context_steps": 2, "prediction_steps": 2}}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("method", ["atc", "spr", "cpc", "sac_ae", "time_sup_con"])
-def test_sac_with_a_method_over_time_beats_random(method):
+#: The methods over time that experiments/learning_spread.py trains with SAC.
+METHODS_OVER_TIME = ("atc", "spr", "cpc", "sac_ae", "time_sup_con")
+
+
+def train_sac_over_time(method: str, seed: int = 0) -> SAC:
+    """SAC (``SharedEncoderSACPolicy``, lr 1e-3, τ 0.01) with ``method`` as its auxiliary loss,
+    800 agent steps on the synthetic task (small networks); the trained model."""
     model = SAC(
         SharedEncoderSACPolicy,
         make_env(),
@@ -59,8 +67,6 @@ def test_sac_with_a_method_over_time_beats_random(method):
             net_arch=[64, 64],
             encoder_kwargs={"num_filters": 8},
         ),
-        seed=0,
+        seed=seed,
     )
-    score = evaluate(model.learn(800))
-    print(f"{method}: {score:.2f}")  # shown with pytest -s
-    assert score > -25.0
+    return model.learn(800)

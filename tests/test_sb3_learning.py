@@ -4,7 +4,7 @@ Every model is evaluated on the same 20 seeded episodes (``evaluate``), so a tra
 always scores the same, and training is deterministic for a seed and a torch thread count (the
 count changes float rounding, hence the model: tests train single-threaded). Thresholds: from 5
 training seeds, ``python experiments/learning_spread.py --seeds 0 1 2 3 4``, which trains the
-builders below. Random policy: −41.1 ± 11.6 per episode over 200 episodes (README), −41.0 on
+builders below. Random policy: −41.1 ± 11.6 per episode over 200 episodes (docs/guides/environments.md), −41.0 on
 the 20 evaluation episodes.
 """
 

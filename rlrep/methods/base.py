@@ -107,7 +107,7 @@ class Method(nn.Module, abc.ABC):
 
     #: The SB3 plug-in's ``aux_weight`` when none is given: chosen per method so that the
     #: weighted loss starts within 10× of SAC's critic loss on the synthetic task and on DMC
-    #: (``experiments/aux_scales.py``; README), since the plug-in adds it to the RL loss under
+    #: (``experiments/aux_scales.py``; docs/benchmarks.md), since the plug-in adds it to the RL loss under
     #: one optimiser, where its size sets its pull on the encoder.
     default_aux_weight: float = 1.0
 

@@ -27,7 +27,7 @@ class CURL(Method):
     """
 
     #: CURL's uniform-init W makes large bilinear logits: the loss starts near 23 on the
-    #: synthetic task (92× SAC's critic loss there at weight 1; README, aux_scales.py).
+    #: synthetic task (92× SAC's critic loss there at weight 1; docs/benchmarks.md, aux_scales.py).
     default_aux_weight = 0.1
 
     def __init__(

@@ -45,7 +45,7 @@ class MemoryBank(Method):
     #: ``forward`` needs ``index=``, each sample's instance (row of the bank).
     needs_index = True
 
-    #: Its loss starts near 11, above the other contrastive losses (README, aux_scales.py).
+    #: Its loss starts near 11, above the other contrastive losses (docs/benchmarks.md, aux_scales.py).
     default_aux_weight = 0.1
 
     def __init__(

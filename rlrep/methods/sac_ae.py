@@ -118,7 +118,7 @@ class SACAE(TemporalMethod):
 
     #: The code steps this loss with an Adam optimiser of its own, where a constant factor has
     #: no effect; summed with SAC's critic loss here, weight 1 would start it 36× below that
-    #: loss on DMC. 5 starts it within 10× on both tasks (README, ``aux_scales.py``).
+    #: loss on DMC. 5 starts it within 10× on both tasks (docs/benchmarks.md, ``aux_scales.py``).
     default_aux_weight = 5.0
 
     def __init__(

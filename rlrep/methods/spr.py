@@ -43,7 +43,7 @@ class SPR(TemporalMethod):
       ``Σ_k −cos`` by ``λ = 2``. Both give each step's cosine the gradient weight 2, which is
       ``aux_weight = K`` here (the paper's scale: ``aux_weight=5`` at its ``K = 5``, as the
       ``spr-sac`` agent's ``spr_weight``). :attr:`default_aux_weight` is 1, which starts the
-      loss on SAC's critic-loss scale (README, ``experiments/aux_scales.py``).
+      loss on SAC's critic-loss scale (docs/benchmarks.md, ``experiments/aux_scales.py``).
 
     ``forward(views, actions, valid, features_a)`` (see :class:`TemporalMethod`): ``views``
     ``(B, K + 1, C, H, W)``, ``actions`` ``(B, K, A)`` floats or ``(B, K)`` / ``(B, K, 1)``

@@ -73,7 +73,7 @@ class RepresentationExtractor(BaseFeaturesExtractor):
     :param image_size: side the encoder sees; default: H (crop: round(0.84·H), i.e. 100 → 84).
     :param method: name in :data:`rlrep.methods.METHODS`, or ``None`` (augmentation only).
     :param aux_weight: weight of the auxiliary loss added to the RL loss; default: the method's
-        ``default_aux_weight`` (chosen so every method starts on SAC's critic-loss scale; README).
+        ``default_aux_weight`` (chosen so every method starts on SAC's critic-loss scale; docs/benchmarks.md).
     :param rl_view: ``"augmented"`` or ``"deterministic"`` input for the RL loss.
     :param encoder_kwargs: / :param method_kwargs: / :param augmentation_kwargs: passed on.
     :param pretrained: a ``rlrep pretrain`` checkpoint (a path, or the forms of

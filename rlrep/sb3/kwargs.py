@@ -52,7 +52,7 @@ def policy_kwargs(
     :param aux_weight: weight of the auxiliary loss (0 = augmentation only); default: the
         method's ``default_aux_weight``, which starts every method's weighted loss within 10× of
         SAC's critic loss (CURL 0.1, the InfoNCE family 0.25, BYOL 1, Barlow Twins 0.002;
-        the README's table).
+        the table in docs/benchmarks.md).
     :param encoder: ``curl`` (default), ``nature``, ``impala`` or ``resnet18``.
     :param image_size: side the encoder sees (default: 84% of the frame for ``crop``, 100 → 84).
     :param rl_view: ``"augmented"`` (RAD/DrQ/CURL) or ``"deterministic"`` input for the RL loss;
