@@ -128,13 +128,6 @@ def train_stock_ppo(seed=0):
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("single_thread")
-def test_stock_sb3_sac_learns_from_pixels():
-    # 5 seeds: min -4.8, mean -3.9, max -3.2 (the same with 2 threads); random: -41.0
-    assert evaluate(train_stock_sac(seed=0)) > -12.0  # seed 0: -4.8
-
-
-@pytest.mark.slow
-@pytest.mark.usefixtures("single_thread")
 def test_stock_sb3_ppo_learns_from_pixels():
     # 5 seeds: min -8.6, mean -6.8, max -4.9 (2 threads: -8.1, -5.9, -3.1); random: -41.0
     assert evaluate(train_stock_ppo(seed=0)) > -15.0  # seed 0: -8.6

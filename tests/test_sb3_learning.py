@@ -4,7 +4,10 @@ Every model is evaluated on the same 20 seeded episodes (``evaluate``), so a tra
 always scores the same, and training is deterministic for a seed and a torch thread count (the
 count changes float rounding, hence the model: tests train single-threaded). Thresholds: from 5
 training seeds, ``python experiments/learning_spread.py --seeds 0 1 2 3 4``, which trains the
-builders below. Random policy: −41.1 ± 11.6 per episode over 200 episodes (docs/guides/environments.md), −41.0 on
+builders below (``train_sac_curl`` is measured there only: SAC learns this task without an
+auxiliary loss, so a test of it passes with the objective broken, and it took 2 CPU-minutes of
+the suite; ``tests/test_state_probe.py`` is the test that an objective trains the encoder).
+Random policy: −41.1 ± 11.6 per episode over 200 episodes (docs/guides/environments.md), −41.0 on
 the 20 evaluation episodes.
 """
 
@@ -73,13 +76,6 @@ def train_ppo_simclr(seed=0):
         seed=seed,
     )
     return model.learn(20_000)  # ~90 s on one thread
-
-
-@pytest.mark.slow
-def test_sac_with_curl_beats_random():
-    # 5 seeds at 6be5e95 (CURL's default weight 0.1): min -9.43, mean -8.25, max -7.32 (one
-    # thread); random: -41.0
-    assert evaluate(train_sac_curl(seed=0)) > -20.0  # seed 0: -7.77
 
 
 @pytest.mark.slow
