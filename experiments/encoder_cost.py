@@ -29,6 +29,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    from representation_benchmark import train_supervised  # this folder (the script's)
+
     import rlrep.augment as augment_lib
     import rlrep.encoders as encoder_lib
     from rlrep.datasets import load_dataset
@@ -53,21 +55,8 @@ def main() -> None:
                           "seconds": round(seconds)}), flush=True)  # fmt: skip
 
     report("random init", build(), 0.0)
-    # The supervised bound: the encoder regresses the standardised state through a Linear head.
-    encoder = build()
-    head = torch.nn.Linear(encoder.features_dim, ds.train_states.shape[1])
-    optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-3)
-    targets = (ds.train_states - ds.train_states.mean(0)) / ds.train_states.std(0).clamp_min(1e-6)
-    start, n = time.perf_counter(), len(ds.train)
-    for epoch in range(args.epochs):
-        generator = torch.Generator().manual_seed(epoch)
-        order = torch.randperm(n, generator=generator)
-        for i in range(n // 64):
-            index = order[i * 64 : (i + 1) * 64]
-            loss = head(encoder(augment.random(ds.train[index], generator))) - targets[index]
-            optimizer.zero_grad()
-            loss.pow(2).mean().backward()
-            optimizer.step()
+    encoder, start = build(), time.perf_counter()  # the supervised bound, as the table's
+    train_supervised(encoder, ds, augment, args.epochs, batch_size=64, amp=False)
     report("supervised", encoder, time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()

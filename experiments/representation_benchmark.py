@@ -157,28 +157,34 @@ def supervised_row(task: str, args: argparse.Namespace) -> dict:
     ds, augment = load_frames(task, args.data_dir)
     torch.manual_seed(0)
     encoder = encoder_lib.make("curl", tuple(augment.deterministic(ds.train[:1]).shape[1:]))
-    head = torch.nn.Linear(encoder.features_dim, ds.train_states.shape[1])
-    optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-3)
-    mean, std = ds.train_states.mean(0), ds.train_states.std(0).clamp_min(1e-6)
-    targets = (ds.train_states - mean) / std
-    n, batch = len(ds.train), min(args.batch_size, len(ds.train))
     start = time.perf_counter()
-    for epoch in range(args.epochs):
-        generator = torch.Generator().manual_seed(epoch)
-        order = torch.randperm(n, generator=generator)
-        for i in range(n // batch):
-            index = order[i * batch : (i + 1) * batch]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "on"):
-                predicted = head(encoder(augment.random(ds.train[index], generator)))
-            loss = (predicted.float() - targets[index]).pow(2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    train_supervised(encoder, ds, augment, args.epochs, args.batch_size, args.amp == "on")
     seconds = time.perf_counter() - start
     f_train, f_test = (encode(encoder, augment.deterministic(x)) for x in (ds.train, ds.test))
     report = state_r2_report(f_train, ds.train_states, f_test, ds.test_states, ds.state_keys)
     save_supervised(encoder, ds, args, args.keep / task / "supervised" / "checkpoint.pt")
     return {"task": task, "row": "supervised", **report, "seconds": seconds}
+
+
+def train_supervised(encoder, ds, augment, epochs: int, batch_size: int, amp: bool) -> None:
+    """Train ``encoder`` in place to regress the standardised physics state through a Linear
+    head: one random view per frame, Adam 1e-3, data order and views seeded by epoch."""
+    head = torch.nn.Linear(encoder.features_dim, ds.train_states.shape[1])
+    optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-3)
+    mean, std = ds.train_states.mean(0), ds.train_states.std(0).clamp_min(1e-6)
+    targets = (ds.train_states - mean) / std
+    n, batch = len(ds.train), min(batch_size, len(ds.train))
+    for epoch in range(epochs):
+        generator = torch.Generator().manual_seed(epoch)
+        order = torch.randperm(n, generator=generator)
+        for i in range(n // batch):
+            index = order[i * batch : (i + 1) * batch]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                predicted = head(encoder(augment.random(ds.train[index], generator)))
+            loss = (predicted.float() - targets[index]).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
 
 
 def save_supervised(encoder, ds, args: argparse.Namespace, path: Path) -> None:

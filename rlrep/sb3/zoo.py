@@ -34,6 +34,7 @@ only).
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from typing import Any
 
@@ -130,12 +131,9 @@ class SharedEncoderTD3Policy(_PlainOptions, shared.SharedEncoderTD3Policy):
     """:class:`rlrep.sb3.SharedEncoderTD3Policy` (CURL/DrQ wiring) from plain keys."""
 
 
-try:  # sb3-contrib is optional (rlrep[contrib])
+if importlib.util.find_spec("sb3_contrib") is not None:  # optional: rlrep[contrib]
     from sb3_contrib.qrdqn.policies import CnnPolicy as _QRDQNCnnPolicy
     from sb3_contrib.tqc.policies import CnnPolicy as _TQCCnnPolicy
-except ImportError:
-    pass
-else:
 
     class TQCPolicy(_PlainOptions, _TQCCnnPolicy):
         """sb3-contrib's TQC ``"CnnPolicy"`` with rlrep's extractor, from plain keys."""
