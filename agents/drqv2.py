@@ -34,6 +34,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
+from rlrep.agents.overlap import OverlappedLearn
 from rlrep.agents.pixel_sac import orthogonal_init_, pixel_encoder_kwargs, scale_pixels
 from rlrep.agents.presets import DRQ_V2, DrQV2Config
 from rlrep.augment import RandomShift
@@ -92,13 +93,16 @@ def drqv2_init_(module: nn.Module) -> None:
         orthogonal_init_(module)
 
 
-class DrQV2(TD3):
+class DrQV2(OverlappedLearn, TD3):
     """DDPG with DrQ-v2's encoder, augmentation, n-step returns and exploration schedule.
 
     ``DrQV2(env, config_for("drqv2", "cartpole-swingup"), seed=1).learn(100_000 // 2)``
 
     :param env: a pixel env with uint8 ``(3·k, 84, 84)`` observations (``rlrep.envs.make_dmc``).
     :param config: hyperparameters (:func:`rlrep.agents.presets.config_for`).
+    :param overlap: step the env while the update runs (:mod:`rlrep.agents.overlap`: the official
+        codes' order, act → update → store; give the env as :func:`~rlrep.agents.overlap.env_worker`
+        for the two to run at once); ``False``: SB3's order, act → store → update.
     :param storage_device: where the replay frames live.
     :param kwargs: passed to SB3's ``TD3`` (``seed``, ``device``, ``verbose``, …).
     """
@@ -108,10 +112,12 @@ class DrQV2(TD3):
         env: Any,
         config: DrQV2Config = DRQ_V2,
         storage_device: str = "cpu",
+        overlap: bool = False,
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("policy", None)  # SB3's load() passes the saved policy class; it is fixed here
+        self.overlap = overlap
         self.config = config
         # The trunks (the critic's extractor head, the actor's own) end in tanh.
         encoder_kwargs = pixel_encoder_kwargs(config, kwargs.get("device", "auto"), tanh=True)

@@ -20,6 +20,7 @@ from stable_baselines3.common.utils import get_device
 from stable_baselines3.sac.policies import Actor
 from torch import nn
 
+from rlrep.agents.overlap import OverlappedLearn
 from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
 
 __all__ = [
@@ -117,7 +118,7 @@ def pixel_encoder_kwargs(config: Any, device: Any, tanh: bool) -> dict[str, Any]
     }
 
 
-class PixelSAC(SAC):
+class PixelSAC(OverlappedLearn, SAC):
     """SB3's SAC with the shared networks above; subclasses set :attr:`default_config`, write
     ``train()`` and the critic step, and may change the view the policy acts on
     (:meth:`acting_view`).
@@ -127,6 +128,9 @@ class PixelSAC(SAC):
         with the fields read here: network sizes, ``lr``, ``alpha_lr``, ``alpha_beta1``,
         ``init_temperature``, ``gamma``, ``buffer_size``, ``initial_steps``, ``batch_size``);
         ``None``: :attr:`default_config`.
+    :param overlap: step the env while the update runs (:mod:`rlrep.agents.overlap`: the official
+        codes' order, act → update → store; give the env as :func:`~rlrep.agents.overlap.env_worker`
+        for the two to run at once); ``False``: SB3's order, act → store → update.
     :param storage_device: where the replay frames live (``"cuda"`` keeps them on the GPU).
     :param kwargs: passed to SB3's ``SAC`` (``seed``, ``device``, ``tensorboard_log``, ``verbose``).
     """
@@ -144,10 +148,12 @@ class PixelSAC(SAC):
         env: Any,
         config: Any = None,
         storage_device: str = "cpu",
+        overlap: bool = False,
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("policy", None)  # SB3's load() passes the saved policy class; it is fixed here
+        self.overlap = overlap
         config = self.default_config if config is None else config
         self.config = config
         encoder_kwargs = pixel_encoder_kwargs(

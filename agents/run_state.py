@@ -29,9 +29,9 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import get_device
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-__all__ = ["ResumeError", "load_run_state", "save_run_state"]
+__all__ = ["ResumeError", "env_state", "load_run_state", "save_run_state", "set_env_state"]
 
 WEIGHTS, ARRAYS, REPLAY = "weights.pt", "arrays.npz", "replay.npz"
 _MONITOR_FIELDS = (
@@ -76,18 +76,37 @@ def _join(tree: Any, arrays: Any) -> Any:
 
 
 # --- what is captured -------------------------------------------------------------------------
-def _vec_envs(model: BaseAlgorithm) -> list[Any]:
+def _vec_env(model: BaseAlgorithm) -> Any:
     venv = model.get_env()
     while hasattr(venv, "venv"):  # VecEnv wrappers
         venv = venv.venv
-    if not isinstance(venv, DummyVecEnv):
+    if not isinstance(venv, (DummyVecEnv, SubprocVecEnv)):
         raise ResumeError(
-            f"checkpoints need the training envs in-process (DummyVecEnv), got {type(venv).__name__}"
+            "checkpoints need the training envs in-process (DummyVecEnv) or in rlrep's env "
+            f"worker (rlrep.agents.overlap.env_worker), got {type(venv).__name__}"
         )
-    return venv.envs
+    return venv
 
 
-def _env_state(env: Any) -> dict[str, Any]:
+def _env_states(model: BaseAlgorithm) -> list[dict[str, Any]]:
+    venv = _vec_env(model)
+    if isinstance(venv, SubprocVecEnv):  # each worker's RunEnv answers for its env
+        return venv.env_method("run_state")
+    return [env_state(env) for env in venv.envs]
+
+
+def _set_env_states(model: BaseAlgorithm, states: list[dict[str, Any]]) -> None:
+    venv = _vec_env(model)
+    if len(states) != venv.num_envs:
+        raise ResumeError(f"the checkpoint holds {len(states)} envs, this run has {venv.num_envs}")
+    for i, state in enumerate(states):
+        if isinstance(venv, SubprocVecEnv):
+            venv.env_method("set_run_state", state, indices=[i])
+        else:
+            set_env_state(venv.envs[i], state)
+
+
+def env_state(env: Any) -> dict[str, Any]:
     state: dict[str, Any] = {}
     while True:
         if isinstance(env, Monitor):
@@ -104,7 +123,7 @@ def _env_state(env: Any) -> dict[str, Any]:
     return state
 
 
-def _set_env_state(env: Any, state: dict[str, Any]) -> None:
+def set_env_state(env: Any, state: dict[str, Any]) -> None:
     while True:
         if isinstance(env, Monitor):
             for f in _MONITOR_FIELDS:
@@ -162,7 +181,7 @@ def save_run_state(model: BaseAlgorithm, folder: Path) -> dict[str, Any]:
         "last_obs": last_obs,
         "last_episode_starts": model._last_episode_starts,
         "rng": _rng_state(model),
-        "envs": [_env_state(env) for env in _vec_envs(model)],
+        "envs": _env_states(model),
     }
     arrays: dict[str, np.ndarray] = {}
     tree = _split(tree, arrays, "run")
@@ -229,8 +248,7 @@ def _load_run_state(model: BaseAlgorithm, folder: Path, tree: dict[str, Any]) ->
     model.ep_success_buffer = deque(run["ep_success_buffer"], maxlen=model._stats_window_size)
     model._last_obs = run["last_obs"]
     model._last_episode_starts = run["last_episode_starts"]
-    for env, state in zip(_vec_envs(model), run["envs"], strict=True):
-        _set_env_state(env, state)
+    _set_env_states(model, run["envs"])
     buffer = getattr(model, "replay_buffer", None)
     if buffer is not None:
         with np.load(folder / REPLAY, allow_pickle=False) as replay:

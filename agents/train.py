@@ -60,9 +60,14 @@ def parse_frames(text: str | int) -> int:
 
 
 def build_agent(
-    agent: str, task: str, seed: int, device: str, overrides: dict[str, Any]
+    agent: str, task: str, seed: int, device: str, overrides: dict[str, Any], overlap: bool = False
 ) -> tuple[BaseAlgorithm, dict[str, Any]]:
-    """The model, and the :func:`rlrep.envs.make_env` arguments (all but the seed) of its env."""
+    """The model, and the :func:`rlrep.envs.make_env` arguments (all but the seed) of its env.
+
+    :param overlap: the training env steps in a worker process while the learner updates
+        (:mod:`rlrep.agents.overlap`); off-policy agents only.
+    """
+    from rlrep.agents.overlap import RunEnv, env_worker
     from rlrep.envs import make_env
 
     if agent in ("curl-sac", "drq", "drqv2", "atc-sac", "spr-sac"):
@@ -86,10 +91,20 @@ def build_agent(
             "frame_stack": cfg.frame_stack,
             "action_repeat": cfg.action_repeat,
         }
-        env = make_env(task, seed=seed, **env_kwargs)
+        if overlap:
+            env = env_worker(lambda: make_env(task, seed=seed, **env_kwargs))
+        else:
+            env = RunEnv(make_env(task, seed=seed, **env_kwargs))
         storage = "cuda" if device != "cpu" and _cuda() else "cpu"
-        model = agent_class(env, cfg, seed=seed, device=device, storage_device=storage)
+        model = agent_class(
+            env, cfg, seed=seed, device=device, storage_device=storage, overlap=overlap
+        )
         return model, env_kwargs
+    if overlap:
+        raise ValueError(
+            f"overlap=True steps the env beside off-policy updates; {agent} collects whole "
+            "rollouts before it updates: run it without --overlap"
+        )
     if agent == "ppo-aux":
         from rlrep.agents.ppo_aux import make_ppo_aux
 
@@ -164,6 +179,7 @@ def train(
     allow_config_change: bool = False,
     device: str = "auto",
     progress: bool = True,
+    overlap: bool = False,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Train ``agent`` on ``task`` for ``frames`` environment frames (action repeat included).
@@ -179,6 +195,10 @@ def train(
         differ from the stored run (recorded in ``config.json`` with the step they took effect);
         without it a difference is an error. ``frames`` may always grow; task, agent and seed
         never change.
+    :param overlap: step and render the training env in a worker process while the learner
+        updates (:mod:`rlrep.agents.overlap`; the official CURL/DrQ-v2 loops' order, one update
+        per step as without it, deterministic for a seed); off-policy agents only. Part of the
+        run's configuration, as the hyperparameters are (a resume passes the same value).
     :param overrides: agent hyperparameters (e.g. ``batch_size=128`` for CURL-SAC).
     :return: the evaluation history (one row per evaluation).
     :raises rlrep.runs.RunFolderError: ``out`` is busy, holds another run, or the config differs.
@@ -205,6 +225,7 @@ def train(
         "eval_every": eval_every,
         "eval_episodes": eval_episodes,
         "eval_distractions": list(eval_distractions),
+        "overlap": overlap,
         "overrides": overrides,
     }
     with run_lock(folder.out):
@@ -220,8 +241,9 @@ def train(
         )
         changes: dict[str, list[Any]] = {}
         if resuming:
-            # Runs started before evaluations on distracted variants existed evaluated none.
-            stored = {"eval_distractions": [], **folder.read_config()}
+            # Runs started before evaluations on distracted variants, or overlapped collection,
+            # existed had neither.
+            stored = {"eval_distractions": [], "overlap": False, **folder.read_config()}
             for key in ("task", "agent", "seed"):
                 if stored[key] != config[key]:
                     raise RunFolderError(
@@ -239,7 +261,7 @@ def train(
             check_changes(changes, allow_config_change, "--allow-config-change")
         from rlrep.envs import action_repeat_of, make_env
 
-        model, env_kwargs = build_agent(agent, task, seed, device, overrides)  # checks them
+        model, env_kwargs = build_agent(agent, task, seed, device, overrides, overlap)
         if not resuming:
             if ours:
                 folder.clear()  # what a run of ours stopped before its first checkpoint left
@@ -270,20 +292,22 @@ def train(
             folder.write_config(config)
         model.set_logger(folder.logger())
         remaining = frames // repeat - model.num_timesteps
-        if remaining > 0:
-            try:
+        try:
+            if remaining > 0:
                 model.learn(
                     remaining, callback=_Progress(run), reset_num_timesteps=False, log_interval=10
                 )
-            except ValueError as error:
-                # Weights that blew up within an update make torch's distributions refuse their
-                # non-finite outputs there, before the check between steps: the same message.
-                if "invalid values" not in str(error):
-                    raise
-                problem = _non_finite(model) or "the policy's outputs are not finite"
-                raise run.diverged(model, problem) from None
-        if not run.history or run.history[-1]["agent_steps"] < model.num_timesteps:
-            run.evaluate_and_checkpoint(model)
+            if not run.history or run.history[-1]["agent_steps"] < model.num_timesteps:
+                run.evaluate_and_checkpoint(model)
+        except ValueError as error:
+            # Weights that blew up within an update make torch's distributions refuse their
+            # non-finite outputs there, before the check between steps: the same message.
+            if "invalid values" not in str(error):
+                raise
+            problem = _non_finite(model) or "the policy's outputs are not finite"
+            raise run.diverged(model, problem) from None
+        finally:
+            model.get_env().close()  # an env worker's process ends with the session
         final = run.history[-1]
         random_mean, random_std = evaluation.random_policy(model.action_space)
         folder.write_random_policy(random_mean, random_std, eval_episodes, evaluation.seed)
@@ -294,6 +318,7 @@ def train(
         f"same episodes: {random_mean:.1f} ± {random_std:.1f})",
         flush=True,
     )
+    print(f"time: {run.time_split(overlap)}", flush=True)
     out, checkpoint = folder.out, run.last_checkpoint[0].relative_to(folder.out)
     print(
         f"run folder {out}: eval.csv ({len(run.history)} evaluations), random_policy.json, "

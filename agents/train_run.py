@@ -19,16 +19,20 @@ from rlrep.agents.run_state import save_run_state
 __all__ = ["Progress", "Run", "non_finite"]
 
 
-def non_finite(model: BaseAlgorithm) -> str | None:
+def non_finite(model: BaseAlgorithm, parameters: bool = True) -> str | None:
     """The first logged training loss or metric (``train/``; ``aux/``: the auxiliary objective's,
     of the plug-in and the agents alike) or policy parameter that is not finite, or None.
 
     :param model: the agent, between two steps.
+    :param parameters: also read every parameter (tens of ms for the agents' ~10M values on a
+        CPU: done before each checkpoint, not after every step, where the losses suffice).
     """
     for key, value in model.logger.name_to_value.items():
         logged = key.startswith(("train/", "aux/")) and isinstance(value, float)
         if logged and not math.isfinite(value):
             return f"{key} = {value}"
+    if not parameters:
+        return None
     import torch
 
     params = dict(model.policy.named_parameters())
@@ -48,6 +52,9 @@ class Progress(BaseCallback):
 
     def _on_training_start(self) -> None:
         from tqdm import tqdm
+
+        self.rollout_end: float | None = None
+        self.overlapped_update_at_start = getattr(self.model, "update_seconds", 0.0)
 
         r = self.run
         self.bar = tqdm(
@@ -69,14 +76,25 @@ class Progress(BaseCallback):
         # SB3 calls this before the next action is drawn: the previous step's transition is
         # stored and its update done, so the checkpoint is the state between two steps.
         r = self.run
-        r.check_finite(self.model)
+        if getattr(self.model, "overlap", False):  # the updates ran inside the steps
+            spent = self.model.update_seconds - self.overlapped_update_at_start
+            r.seconds["updates"] = spent
+        elif self.rollout_end is not None:  # SB3's loop: train() runs between two rollouts
+            r.seconds["updates"] += time.perf_counter() - self.rollout_end
+        # The logged losses after every step; every parameter (tens of ms on a CPU) before each
+        # checkpoint, so nothing non-finite is ever saved.
+        r.check_finite(self.model, parameters=False)
         frames = r.frames_done(self.num_timesteps)
         self.bar.update(frames - self.bar.n)
         if frames >= r.next_eval:
             self.show(r.evaluate_and_checkpoint(self.model))
 
     def _on_step(self) -> bool:
+        self.run.seconds["env"] += sum(i.get("env_seconds", 0.0) for i in self.locals["infos"])
         return True
+
+    def _on_rollout_end(self) -> None:
+        self.rollout_end = time.perf_counter()
 
     def _on_training_end(self) -> None:
         self.bar.update(self.run.frames_done(self.num_timesteps) - self.bar.n)  # the last step
@@ -95,6 +113,24 @@ class Run:
         self.wall_time = 0.0
         self.started = time.time()
         self.last_checkpoint: tuple[Path, int] | None = None
+        #: Seconds of this session spent stepping the training env (in the worker process when
+        #: overlapped, beside the updates), in updates, evaluations and checkpoints.
+        self.seconds = dict.fromkeys(("env", "updates", "eval", "checkpoint"), 0.0)
+
+    def time_split(self, overlapped: bool) -> str:
+        """Where this session's wall time went, one line.
+
+        :param overlapped: the env stepped in a worker beside the updates (its seconds overlap
+            theirs); otherwise the parts add up, the rest being acting, replay writes and logs.
+        """
+        wall, s = time.time() - self.started, self.seconds
+        rest = wall - s["updates"] - s["eval"] - s["checkpoint"] - (0 if overlapped else s["env"])
+        where = " (in a worker process, beside the updates)" if overlapped else ""
+        return (
+            f"wall {wall:.0f} s: env step + render {s['env']:.0f} s{where}, updates "
+            f"{s['updates']:.0f} s, evaluation {s['eval']:.0f} s, checkpoints "
+            f"{s['checkpoint']:.0f} s, the rest {rest:.0f} s"
+        )
 
     def frames_done(self, agent_steps: int) -> int:
         return agent_steps * self.repeat
@@ -104,8 +140,8 @@ class Run:
         self.next_eval = (state["frames"] // self.eval_every + 1) * self.eval_every
         self.last_checkpoint = (checkpoint, state["frames"])
 
-    def check_finite(self, model: BaseAlgorithm) -> None:
-        problem = non_finite(model)
+    def check_finite(self, model: BaseAlgorithm, parameters: bool = True) -> None:
+        problem = non_finite(model, parameters)
         if problem is not None:
             raise self.diverged(model, problem)
 
@@ -125,21 +161,27 @@ class Run:
     def evaluate_and_checkpoint(self, model: BaseAlgorithm) -> dict[str, Any]:
         self.check_finite(model)
         frames = self.frames_done(model.num_timesteps)
-        row = {"frames": frames, "agent_steps": model.num_timesteps,
-               **self.evaluation.evaluate(model),
+        start = time.perf_counter()
+        returns = self.evaluation.evaluate(model)
+        self.seconds["eval"] += time.perf_counter() - start
+        row = {"frames": frames, "agent_steps": model.num_timesteps, **returns,
                "wall_time": round(self.wall_time + time.time() - self.started, 1)}  # fmt: skip
         self.history.append(row)
         model.logger.record("eval/mean_return", row["mean_return"])
         for v in self.evaluation.variants:
             model.logger.record(f"eval/mean_return_{v}", row[f"mean_return_{v}"])
         model.logger.record("eval/frames", frames)
+        for part, seconds in self.seconds.items():  # this session's, so far
+            model.logger.record(f"time/{part}_s", round(seconds, 2))
         model.logger.dump(model.num_timesteps)
         self.next_eval = (frames // self.eval_every + 1) * self.eval_every
         state = {"frames": frames, "history": self.history, "wall_time": row["wall_time"],
                  "logs": self.folder.log_lengths()}  # fmt: skip
+        start = time.perf_counter()
         path = self.folder.write_checkpoint(
             f"{model.num_timesteps:09d}", lambda folder: save_run_state(model, folder), state
         )
+        self.seconds["checkpoint"] += time.perf_counter() - start
         self.last_checkpoint = (path, frames)
         self.folder.write_eval_csv(self.history)
         if not self.progress:

@@ -16,7 +16,12 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _set_threads(args.threads)
+    threads = args.threads
+    if args.overlap and threads is None:  # one core for the env worker, the rest to learn
+        import torch
+
+        threads = max(1, torch.get_num_threads() - 1)
+    _set_threads(threads)
     overrides = _pairs(args.set, "batch_size=128")
     train(
         args.env,
@@ -32,6 +37,7 @@ def _train(args: argparse.Namespace) -> int:
         allow_config_change=args.allow_config_change,
         device=args.device,
         progress=not args.no_progress,
+        overlap=args.overlap,
         **overrides,
     )
     return 0

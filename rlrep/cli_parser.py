@@ -120,6 +120,14 @@ def _train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     t.add_argument("--threads", type=int, default=None, help=_THREADS)
     t.add_argument(
+        "--overlap",
+        action="store_true",
+        help="step and render the env in a worker process while the learner updates (the "
+        "official CURL/DrQ-v2 order: act, update, store; same updates per step, deterministic "
+        "for a seed); off-policy agents. Without --threads the learner gets one thread less than "
+        "torch's default, leaving a core to the worker",
+    )
+    t.add_argument(
         "--no-progress",
         action="store_true",
         help="print each evaluation instead of a progress bar (frames, latest return)",
