@@ -35,8 +35,8 @@ dm_control ``action_scale`` reports float64, which its replay storage's dtype ch
 Usage (references outside the repository)::
 
     git clone https://github.com/MishaLaskin/curl /tmp/curl   # measured at 8416d6e
-    git clone https://github.com/facebookresearch/drqv2 /tmp/drqv2   # at 7ad7e05
-    git clone https://github.com/denisyarats/dmc2gym /tmp/dmc2gym
+    git clone https://github.com/facebookresearch/drqv2 /tmp/drqv2   # measured at c0c650b
+    git clone https://github.com/denisyarats/dmc2gym /tmp/dmc2gym   # at 06f7e33
     MUJOCO_GL=egl python experiments/bench_end_to_end.py --curl /tmp/curl --drqv2 /tmp/drqv2 \\
         --dmc2gym /tmp/dmc2gym --out experiments/results/end_to_end
 """

@@ -35,8 +35,13 @@ step() {  # step NAME SECONDS COMMAND...: a logged command with a time cap; its 
     timeout "$cap" "$@" >"$out/logs/$name.txt" 2>&1
     local rc=$?
     echo "| $name | $rc | $(($(date +%s) - t0)) s |" >>"$out/steps.md"
-    [ $rc -eq 0 ] || { echo "$name: exit $rc (log: logs/$name.txt)"; tail -5 "$out/logs/$name.txt"; }
+    [ $rc -eq 0 ] || {
+        failed=1
+        echo "$name: exit $rc (log: logs/$name.txt)"
+        tail -5 "$out/logs/$name.txt"
+    }
 }
+failed=0  # a step that fails is reported and the rest still run (on a GPU, minutes are scarce)
 echo "| step | exit | seconds |" >"$out/steps.md"
 echo "| --- | --- | --- |" >>"$out/steps.md"
 
@@ -109,7 +114,9 @@ for r in "${runs[@]}"; do
         --out "$out/runs/$agent-s$seed" "${extra[@]}" >"$out/logs/dmc-$agent-s$seed.txt" 2>&1 &
     pids+=($!)
 done
-wait "${pids[@]}"
+for pid in "${pids[@]}"; do  # on the GPU, the deadline's interrupt is the expected end
+    wait "$pid" || { [ $dry -eq 1 ] && failed=1; }
+done
 
 # Report: the runs' table and plot, the summary, one archive of everything.
 $python experiments/gpu_report.py "$out" --device "$device" >"$out/logs/report.txt" 2>&1 \
@@ -117,3 +124,4 @@ $python experiments/gpu_report.py "$out" --device "$device" >"$out/logs/report.t
 tar -czf "$out/all.tar.gz" -C "$out" logs runs steps.md $(cd "$out" && ls *.csv 2>/dev/null)
 cat "$out/summary.md" 2>/dev/null
 echo "gpu_benchmarks: $(($(date +%s) - start)) s; results in $out"
+exit $failed
