@@ -241,8 +241,7 @@ def train(
         )
         changes: dict[str, list[Any]] = {}
         if resuming:
-            # Runs started before evaluations on distracted variants, or overlapped collection,
-            # existed had neither.
+            # Runs stored before eval_distractions or overlap existed used none and off.
             stored = {"eval_distractions": [], "overlap": False, **folder.read_config()}
             for key in ("task", "agent", "seed"):
                 if stored[key] != config[key]:
