@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
+from rlrep.agents.optim import adam
 from rlrep.agents.pixel_sac import PixelSAC
 from rlrep.agents.presets import ATC_SAC, ATCSACConfig
 from rlrep.augment import RandomShift
@@ -80,8 +81,8 @@ class ATCSAC(PixelSAC):
             momentum=cfg.atc_momentum,
         )
         self.register_objective(AuxObjective(self.shift, atc))  # saved with the model
-        self.atc_optimizer = torch.optim.Adam(
-            [p for p in atc.parameters() if p.requires_grad], lr=cfg.atc_lr
+        self.atc_optimizer = adam(
+            [p for p in atc.parameters() if p.requires_grad], self.device, lr=cfg.atc_lr
         )
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:

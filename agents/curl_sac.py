@@ -20,9 +20,11 @@ step as in the reference code (MishaLaskin/curl at 8416d6e, ``curl_sac.py``), an
 - α: initial 0.1 with float64 log α, Adam lr 1e-4, β1 0.5, loss ``α·(−log π − target entropy)``,
   target −|A|.
 
-Two things are computed once where the reference computes them twice, with identical results: the
-pixels' scaling to [0, 1] per batch, and, in the actor step, the conv features of ``obs`` (the
-actor's convs are the critic's, and both passes read them detached).
+Three things are computed once where the reference computes them two or three times, with identical
+results: the pixels' scaling to [0, 1] per batch; in the actor step, the conv features of ``obs``
+(the actor's convs are the critic's, and both passes read them detached); and those features
+again as CURL's query (its step follows with the same encoder weights). Adam is PyTorch's fused
+kernel where it has one (:mod:`rlrep.agents.optim`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from stable_baselines3.common.utils import polyak_update
 
+from rlrep.agents.optim import adam
 from rlrep.agents.pixel_sac import CURLActor, CURLSACPolicy, PixelSAC
 from rlrep.agents.presets import CURL_SAC, CURLSACConfig
 from rlrep.augment import RandomCrop
@@ -72,11 +75,11 @@ class CURLSAC(PixelSAC):
         self.register_objective(
             AuxObjective(RandomCrop(cfg.crop_size), curl)
         )  # saved with the model
-        self.encoder_optimizer = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr)
+        self.encoder_optimizer = adam(self.encoder.parameters(), self.device, lr=cfg.lr)
         curl_params = [curl.W] + (
             list(self.encoder.parameters()) if cfg.double_encoder_step else []
         )
-        self.curl_optimizer = torch.optim.Adam(curl_params, lr=cfg.lr)
+        self.curl_optimizer = adam(curl_params, self.device, lr=cfg.lr)
 
     # --- CURL's update -------------------------------------------------------------------------
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -108,15 +111,24 @@ class CURLSAC(PixelSAC):
         # Pixels scaled once per batch, in float32 as SB3 and CURL's code do (encoders cast); from
         # uint8, so in [0, 1] and not checked again below.
         obs, next_obs, positive = self.scaled(obs, next_obs, positive)
+        curl_step = step % cfg.curl_update_freq == 0
         with pixel_range_checked():
             metrics = {"critic_loss": self.update_critic(obs, actions, rewards, next_obs, dones)}
+            # CURL's query is conv(obs) with gradient and the actor step reads conv(obs) without,
+            # by the same weights (the actor step and the soft update leave the encoder as it
+            # is): one forward serves both, where the reference makes two.
+            conv = self.encoder.forward_conv(obs) if curl_step else None
             if step % cfg.actor_update_freq == 0:
-                metrics["actor_loss"], metrics["ent_coef_loss"] = self.update_actor_and_alpha(obs)
+                metrics["actor_loss"], metrics["ent_coef_loss"] = self.update_actor_and_alpha(
+                    obs, conv=None if conv is None else conv.detach()
+                )
             if step % cfg.target_update_freq == 0:
                 polyak_update(self._q_params, self._target_q_params, cfg.critic_tau)
                 polyak_update(self._encoder_params, self._target_encoder_params, cfg.encoder_tau)
-            if step % cfg.curl_update_freq == 0:
-                metrics["curl_loss"] = self.update_curl(obs, positive)
+            if curl_step:
+                metrics["curl_loss"] = self.update_curl(
+                    obs, positive, self.encoder.forward_head(conv)
+                )
         self._n_updates += 1
         return metrics
 
@@ -129,9 +141,10 @@ class CURLSAC(PixelSAC):
         self.critic.optimizer.step()
         return loss.detach()
 
-    def update_curl(self, anchor, positive) -> torch.Tensor:
-        """CURL's step: query = critic encoder(anchor), key = target encoder(positive)."""
-        out = self.objective.loss(view_a=anchor, view_b=positive)
+    def update_curl(self, anchor, positive, query: torch.Tensor | None = None) -> torch.Tensor:
+        """CURL's step: query = critic encoder(anchor) (``query`` when the caller has it, with its
+        graph), key = target encoder(positive)."""
+        out = self.objective.loss(view_a=anchor, view_b=positive, features_a=query)
         self.encoder_optimizer.zero_grad()
         self.curl_optimizer.zero_grad()
         out.loss.backward()

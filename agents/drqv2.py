@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 from stable_baselines3 import TD3
 from stable_baselines3.common.noise import NormalActionNoise
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.utils import get_device, polyak_update
 from torch import nn
 
+from rlrep.agents.optim import adam_kwargs
 from rlrep.agents.overlap import OverlappedLearn
 from rlrep.agents.pixel_sac import orthogonal_init_, pixel_encoder_kwargs, scale_pixels
 from rlrep.agents.presets import DRQ_V2, DrQV2Config
@@ -129,6 +130,7 @@ class DrQV2(OverlappedLearn, TD3):
             encoder="curl",
             encoder_kwargs=encoder_kwargs,
             net_arch=[config.hidden_dim, config.hidden_dim],
+            optimizer_kwargs=adam_kwargs(get_device(kwargs.get("device", "auto"))),
         ))  # fmt: skip
         super().__init__(
             SharedEncoderTD3Policy,

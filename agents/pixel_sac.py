@@ -20,6 +20,7 @@ from stable_baselines3.common.utils import get_device
 from stable_baselines3.sac.policies import Actor
 from torch import nn
 
+from rlrep.agents.optim import adam_kwargs
 from rlrep.agents.overlap import OverlappedLearn
 from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
 
@@ -164,6 +165,7 @@ class PixelSAC(OverlappedLearn, SAC):
             encoder="curl",
             encoder_kwargs=encoder_kwargs,
             net_arch=[config.hidden_dim, config.hidden_dim],
+            optimizer_kwargs=adam_kwargs(get_device(kwargs.get("device", "auto"))),
             **self.acting_view(config),
         ))  # fmt: skip
         super().__init__(
@@ -253,11 +255,15 @@ class PixelSAC(OverlappedLearn, SAC):
         )
         return actions, log_prob.reshape(-1, 1)
 
-    def update_actor_and_alpha(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def update_actor_and_alpha(
+        self, obs: torch.Tensor, conv: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The actor step on ``obs`` (encoder read detached: the actor never trains the convs),
-        then α's; their detached losses."""
+        then α's; their detached losses. ``conv``: the encoder's conv features of ``obs``,
+        detached, when the caller has them."""
         with torch.no_grad():
-            conv = self.encoder.forward_conv(obs)  # once: the actor's convs are the critic's
+            if conv is None:
+                conv = self.encoder.forward_conv(obs)  # once: the actor's convs are the critic's
             critic_features = self.encoder.forward_head(conv)
         actions_pi, log_prob = self._actor(conv)
         alpha = self.log_ent_coef.exp()

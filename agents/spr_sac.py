@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from stable_baselines3.common.utils import polyak_update
 
+from rlrep.agents.optim import adam
 from rlrep.agents.pixel_sac import PixelSAC
 from rlrep.agents.presets import SPR_SAC, SPRSACConfig
 from rlrep.augment import RandomShift
@@ -68,7 +69,7 @@ class SPRSAC(PixelSAC):
         # The encoder is stepped by the critic's optimiser; this one steps SPR's heads.
         encoder_params = {id(p) for p in self.encoder.parameters()}
         heads = [p for p in spr.parameters() if p.requires_grad and id(p) not in encoder_params]
-        self.spr_optimizer = torch.optim.Adam(heads, lr=cfg.lr)
+        self.spr_optimizer = adam(heads, self.device, lr=cfg.lr)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)

@@ -95,16 +95,16 @@ def test_one_update_moves_each_part_by_its_rule(monkeypatch):
     seen = {}
     original_actor = CURLSAC.update_actor_and_alpha
 
-    def spy_actor(self, obs):
+    def spy_actor(self, obs, **kwargs):
         seen["enc_before_actor"] = snapshot(enc)
         seen["head_before_actor"] = snapshot(actor.features_extractor.head)
-        out = original_actor(self, obs)
+        out = original_actor(self, obs, **kwargs)
         seen["enc_after_actor"] = snapshot(enc)
         return out
 
-    def spy_curl(self, anchor, positive):
+    def spy_curl(self, anchor, positive, *args):
         seen["enc_at_target_update"] = snapshot(enc)  # targets are updated before the CURL step
-        return original_curl(self, anchor, positive)
+        return original_curl(self, anchor, positive, *args)
 
     original_curl = CURLSAC.update_curl
     monkeypatch.setattr(CURLSAC, "update_actor_and_alpha", spy_actor)
@@ -135,9 +135,9 @@ def test_update_schedule(monkeypatch):
     for name in ("update_critic", "update_actor_and_alpha", "update_curl"):
         original = getattr(CURLSAC, name)
 
-        def spy(self, *args, _name=name, _original=original):
+        def spy(self, *args, _name=name, _original=original, **kwargs):
             calls.append((self._n_updates, _name))
-            return _original(self, *args)
+            return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(CURLSAC, name, spy)
     polyaks = []
@@ -203,8 +203,8 @@ def test_training_logs_curl_under_aux_and_the_rl_losses_under_train(monkeypatch)
     m = model(initial_steps=20)
     losses, update_curl = [], m.update_curl
 
-    def recorded(anchor, positive):
-        losses.append(update_curl(anchor, positive))
+    def recorded(*args):
+        losses.append(update_curl(*args))
         return losses[-1]
 
     monkeypatch.setattr(m, "update_curl", recorded)
