@@ -97,7 +97,9 @@ fi
 # 4. DMC runs until the deadline (what is left of it, less a minute for the report).
 if [ $dry -eq 1 ]; then
     runs=("curl-sac 1" "drqv2 1")
-    extra=(--steps 160 --eval-every 160 --eval-episodes 1 --set initial_steps=10 batch_size=8)
+    # action repeat 8 for both: a 125-step evaluation episode (DrQ-v2's 2 would make it 500)
+    extra=(--steps 160 --eval-every 160 --eval-episodes 1
+        --set initial_steps=10 batch_size=8 action_repeat=8)
     cap=150
 else
     runs=("curl-sac 1" "curl-sac 2" "curl-sac 3" "drqv2 1")

@@ -1,6 +1,6 @@
 """Spread over training seeds of the learning tests' evaluation returns, to set their thresholds.
 
-Trains each configuration of the learning tests (``tests/test_sb3_learning.py`` and the stock-SB3
+Trains each configuration of the learning tests (``tests/learning_tasks.py`` and the stock-SB3
 learning tests of ``tests/test_point_mass.py``; the builders are taken from those modules, so
 the configurations cannot drift apart), and SAC with each method over time as its auxiliary loss
 (``sac-atc``, ``sac-spr``, ``sac-cpc``, ``sac-sac_ae``, ``sac-time_sup_con``; no test: SAC
@@ -30,19 +30,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests package
 
-from tests import test_learning_over_time, test_point_mass, test_sb3_learning
+from tests import learning_tasks, test_learning_over_time, test_point_mass
 
 # name: (test module with make_env / evaluate / EVAL_SEED, builder(seed) -> trained model, test)
 CONFIGS = {
     "sac-curl": (
-        test_sb3_learning,
-        test_sb3_learning.train_sac_curl,
+        learning_tasks,
+        learning_tasks.train_sac_curl,
         "none (measured here only; SAC learns the task without it)",
     ),
     "ppo-simclr": (
-        test_sb3_learning,
-        test_sb3_learning.train_ppo_simclr,
-        "test_ppo_with_simclr_beats_random",
+        learning_tasks,
+        learning_tasks.train_ppo_simclr,
+        "none (measured here only; PPO learns the task without it)",
     ),
     "stock-sac": (
         test_point_mass,
@@ -58,7 +58,7 @@ CONFIGS = {
     # auxiliary loss; tests/test_state_probe.py checks that an objective works).
     **{
         f"sac-{method}": (
-            test_sb3_learning,
+            learning_tasks,
             lambda seed, method=method: test_learning_over_time.train_sac_over_time(method, seed),
             "none (tests/test_learning_over_time.py:train_sac_over_time)",
         )
@@ -108,7 +108,7 @@ def main() -> None:
             )
         rows.append((name, test, returns, seconds, random_return, module.EVAL_SEED))
 
-    print(f"\nmean return over {test_sb3_learning.EVAL_EPISODES} seeded evaluation episodes:")
+    print(f"\nmean return over {learning_tasks.EVAL_EPISODES} seeded evaluation episodes:")
     header = ("min", "mean", "max", "random", "s/run")
     print(f"{'config':10s} {'returns per seed':40s} " + " ".join(f"{h:>7s}" for h in header))
     for name, _, returns, seconds, random_return, _ in rows:

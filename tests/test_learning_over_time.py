@@ -5,7 +5,7 @@ trained by :func:`train_sac_over_time` from ``experiments/learning_spread.py --c
 objective broken (tests/test_state_probe.py is the one that fails then), and five of them took
 ~7 CPU-minutes of the suite.
 
-Every model is scored on the same 20 seeded evaluation episodes (``test_sb3_learning.evaluate``;
+Every model is scored on the same 20 seeded evaluation episodes (``tests/learning_tasks.evaluate``;
 a uniform random policy: −41.0 there). Budgets are small (≤ 1200 agent steps, 8 conv filters,
 learning rate 1e-3), so each test checks that learning happens, not how well an agent does at
 scale. Returns of seed 0 on one thread at 21fb57b (``pytest -s`` prints them): drq −4.29,
@@ -19,7 +19,7 @@ from stable_baselines3 import SAC
 
 from rlrep.agents import ATCSAC, SPRSAC, DrQ, DrQV2, config_for
 from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
-from tests.test_sb3_learning import evaluate, make_env, single_thread  # noqa: F401 (fixture)
+from tests.learning_tasks import evaluate, make_env, single_thread  # noqa: F401 (fixture)
 
 SMALL = {"num_filters": 8, "hidden_dim": 64, "batch_size": 64, "initial_steps": 200}
 AGENTS = {
