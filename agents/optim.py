@@ -30,7 +30,8 @@ def _fused_on(device_type: str) -> bool:
 
 def adam_kwargs(device: torch.device | str = "cpu") -> dict[str, Any]:
     """``{"fused": True}`` where PyTorch has a fused Adam for ``device`` and for the CPU (SB3
-    builds a policy's optimisers before moving it to its device), else ``{}``: the keywords the
+    builds a policy's optimisers before moving it to its device; the pyproject's PyTorch ≥ 2.4
+    has both for CPUs and CUDA), else ``{}``: the keywords the
     agents add to every ``torch.optim.Adam`` they build, SB3's included (``optimizer_kwargs``)."""
     device_type = torch.device(device).type
     return {"fused": True} if _fused_on("cpu") and _fused_on(device_type) else {}

@@ -6,7 +6,6 @@ tests/test_drqv2_reference.py), which run these optimisers."""
 import pytest
 
 from rlrep.agents import ATCSAC, CURLSAC, SPRSAC, DrQ, DrQV2
-from rlrep.agents.optim import adam_kwargs
 from rlrep.agents.presets import config_for
 from rlrep.envs import make_env
 from tests.test_train_resume import ATC_TINY, SHIFT_TINY, SPR_TINY, TINY
@@ -20,7 +19,6 @@ AGENTS = [
 ]
 
 
-@pytest.mark.skipif(not adam_kwargs("cpu"), reason="PyTorch < 2.4 has no fused Adam on the CPU")
 @pytest.mark.parametrize(("agent", "cls", "overrides", "names"), AGENTS, ids=[a[0] for a in AGENTS])
 def test_every_network_is_stepped_by_a_fused_adam(agent, cls, overrides, names):
     cfg = config_for(agent, "point_mass_pixels", **overrides)
