@@ -13,6 +13,16 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.fixture
+def single_thread():
+    """One torch thread during a test, whatever an earlier test in this worker set (the count the
+    learning tests' thresholds were measured with)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _temporary_files_in_pytests_tree(tmp_path_factory):
     """SB3 makes a folder under the system's temporary directory for every ``learn()`` without

@@ -13,8 +13,6 @@ scores the agents with ``evaluate``. Random policy: −41.1 ± 11.6 per episode 
 (docs/guides/environments.md), −41.0 on the 20 evaluation episodes.
 """
 
-import pytest
-import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -24,15 +22,6 @@ from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwa
 
 EVAL_SEED = 1000  # the start states of the evaluation episodes; apart from the training seeds
 EVAL_EPISODES = 20
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """The thread count the thresholds were measured with, whatever ran before."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_env():

@@ -19,7 +19,9 @@ from stable_baselines3 import SAC
 
 from rlrep.agents import ATCSAC, SPRSAC, DrQ, DrQV2, config_for
 from rlrep.sb3 import FrameStackReplayBuffer, SharedEncoderSACPolicy, policy_kwargs
-from tests.learning_tasks import evaluate, make_env, single_thread  # noqa: F401 (fixture)
+from tests.learning_tasks import evaluate, make_env
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 SMALL = {"num_filters": 8, "hidden_dim": 64, "batch_size": 64, "initial_steps": 200}
 AGENTS = {
