@@ -57,17 +57,6 @@ def test_bad_arguments():
         envs.PointMassPixels(frame_stack=0)
 
 
-@pytest.fixture
-def single_thread():
-    """The thread count the thresholds were measured with, whatever ran before."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 EVAL_SEED = 1000  # the start states of the evaluation episodes; apart from the training seeds
 EVAL_EPISODES = 20
 

@@ -29,13 +29,8 @@ from rlrep.sb3.probe_callback import default_extractor, env_state_groups
 SMALL = {"encoder_kwargs": {"num_filters": 8, "num_layers": 2}, "net_arch": [32, 32]}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """The thread count the thresholds below were measured with, whatever ran before."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread (tests/conftest.py): the count the thresholds below were measured with.
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def env(**kwargs) -> envs.PointMassPixels:
